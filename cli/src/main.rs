@@ -1,0 +1,96 @@
+//! The Portico binary.
+//!
+//! - `portico dev`: the whole stack in one process on embedded defaults (SQLite files, in-memory
+//!   cache), every service on its own gRPC port, the gateway in front; prints the gateway URL.
+//! - `portico serve <gateway|beta>`: one process alone, as compose and Kubernetes run it.
+
+use clap::{Parser, Subcommand};
+use portico_runtime::{config::Vars, shutdown, telemetry};
+
+#[derive(Parser)]
+#[command(name = "portico", version, about = "Portico backend platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and every service in one process (embedded defaults).
+    Dev,
+    /// Run one component alone.
+    Serve {
+        /// Which component.
+        #[arg(value_enum)]
+        component: Component,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Component {
+    Gateway,
+    Beta,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let vars = Vars::from_env();
+    let common = portico_runtime::config::CommonConfig::from_vars(&vars)?;
+    let service = match &cli.command {
+        Command::Dev => "portico",
+        Command::Serve {
+            component: Component::Gateway,
+        } => "gateway",
+        Command::Serve {
+            component: Component::Beta,
+        } => "beta",
+    };
+    let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
+    portico_runtime::metrics::install();
+    let stop = shutdown::on_signal();
+    match cli.command {
+        Command::Dev => {
+            std::fs::create_dir_all(&common.data_dir)?;
+            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, stop.clone())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let vars = if vars.raw("PORTICO_BETA_URL").is_none() {
+                vars.set("PORTICO_BETA_URL", format!("http://{}", beta.addr))
+            } else {
+                vars
+            };
+            let gateway_config = portico_gateway::GatewayConfig::from_vars(&vars)?;
+            let scheme = if gateway_config.tls.is_some() { "https" } else { "http" };
+            let gateway = portico_gateway::start(gateway_config, stop.clone())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "Portico is running: {scheme}://{}  (API docs: {scheme}://{}/api-docs/)",
+                gateway.addr, gateway.addr
+            );
+            println!("Data in {}; stop with Ctrl-C.", common.data_dir.display());
+            let (g, b) = tokio::join!(gateway.task, beta.task);
+            g?.map_err(anyhow::Error::msg)?;
+            b?.map_err(anyhow::Error::msg)?;
+        }
+        Command::Serve {
+            component: Component::Gateway,
+        } => {
+            let gateway = portico_gateway::start(portico_gateway::GatewayConfig::from_vars(&vars)?, stop)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            gateway.task.await?.map_err(anyhow::Error::msg)?;
+        }
+        Command::Serve {
+            component: Component::Beta,
+        } => {
+            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, stop)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            beta.task.await?.map_err(anyhow::Error::msg)?;
+        }
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,807 @@
+//! Authentication: accounts, sessions with rotating refresh tokens, access JWTs signed by a
+//! rotating Ed25519 key set, and API keys.
+
+pub mod crypto;
+pub mod store;
+
+use std::{
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use portico_runtime::{
+    ErrorCode, Problem,
+    cache::{Cache, CacheRegistry},
+    db::{Db, DbError, now_ms},
+    redis::SharedRedis,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::ApiError;
+use crypto::{AccessClaims, KeyRing, SigningKey, TokenError, VerifyingKey};
+use store::{ApiKeyRow, RefreshRow, SigningKeyRow, UserRow};
+
+/// A caller's plan tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Free plan.
+    Free,
+    /// Pro plan.
+    Pro,
+    /// Enterprise plan.
+    Enterprise,
+}
+
+impl Tier {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Pro => "pro",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "free" => Some(Tier::Free),
+            "pro" => Some(Tier::Pro),
+            "enterprise" => Some(Tier::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+/// A caller's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Ordinary user.
+    User,
+    /// Administrator (email listed in `PORTICO_ADMIN_EMAILS`).
+    Admin,
+}
+
+impl Role {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => crypto::ROLE_USER,
+            Role::Admin => crypto::ROLE_ADMIN,
+        }
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of session `sid`.
+    AccessToken {
+        /// Session id.
+        sid: String,
+    },
+    /// An API key.
+    ApiKey {
+        /// Key id.
+        id: String,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// User id.
+    pub user_id: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Plan tier (current, not as of token issue).
+    pub tier: Tier,
+    /// How they authenticated.
+    pub credential: Credential,
+}
+
+/// What is cached about a user for authenticating each request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct UserRecord {
+    email: String,
+    tier: Tier,
+    /// Sessions revoked within the access-token lifetime: their access tokens are refused.
+    revoked_sessions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ApiKeyRecord {
+    id: String,
+    user_id: String,
+}
+
+/// Token lifetimes and signing settings.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// JWT `iss`.
+    pub issuer: String,
+    /// JWT `aud`.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh-token (session) lifetime.
+    pub refresh_ttl: Duration,
+    /// How long one key signs before a new one takes over.
+    pub key_rotation: Duration,
+    /// Lower-cased admin emails.
+    pub admin_emails: Vec<String>,
+}
+
+/// Tokens handed to a client after signup, login or refresh.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issued {
+    /// The user.
+    pub user: UserView,
+    /// Access JWT.
+    pub access_token: String,
+    /// Opaque refresh token (single use).
+    pub refresh_token: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+}
+
+/// A user as clients see it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// `user` or `admin`.
+    pub role: &'static str,
+    /// Plan tier.
+    pub tier: &'static str,
+}
+
+/// A newly created API key, shown once.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewApiKey {
+    /// Id (for deletion).
+    pub id: String,
+    /// Name given by the user.
+    pub name: String,
+    /// The key itself; not retrievable later.
+    pub key: String,
+    /// Its first characters, for recognising it in lists.
+    pub prefix: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+}
+
+/// An API key as listed (no secret).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// First characters of the key.
+    pub prefix: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last use (RFC 3339), at minute precision.
+    pub last_used_at: Option<String>,
+}
+
+/// Most API keys a user may hold.
+pub const MAX_API_KEYS: i64 = 20;
+const UNKNOWN_KID_RELOAD_MS: i64 = 1_000;
+
+/// The authentication service of the gateway.
+#[derive(Clone)]
+pub struct Auth {
+    db: Db,
+    settings: Arc<AuthSettings>,
+    ring: Arc<RwLock<Arc<KeyRing>>>,
+    last_reload_ms: Arc<AtomicI64>,
+    users: Cache<Option<UserRecord>>,
+    api_keys: Cache<Option<ApiKeyRecord>>,
+    verified: moka::sync::Cache<String, Arc<AccessClaims>>,
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Normalises and checks an email address.
+pub fn normalize_email(email: &str) -> Result<String, &'static str> {
+    let email = email.trim().to_ascii_lowercase();
+    if email.len() > 254 {
+        return Err("must be at most 254 characters");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err("must be an email address");
+    };
+    let valid_domain = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if local.is_empty() || local.len() > 64 || !valid_domain || email.chars().any(char::is_whitespace) {
+        return Err("must be an email address");
+    }
+    Ok(email)
+}
+
+/// Checks a new password.
+pub fn check_password(password: &str) -> Result<(), &'static str> {
+    let n = password.chars().count();
+    if n < 8 {
+        Err("must be at least 8 characters")
+    } else if password.len() > 256 {
+        Err("must be at most 256 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+enum RefreshOutcome {
+    Rotated(Issued),
+    Replayed { user_id: String },
+    Invalid,
+    Expired,
+}
+
+impl Auth {
+    /// Opens the key ring (creating or rotating keys as needed).
+    pub async fn new(
+        db: Db,
+        settings: AuthSettings,
+        redis: Option<SharedRedis>,
+        l1_ttl: Duration,
+        ttl: Duration,
+        registry: &CacheRegistry,
+    ) -> Result<Auth, String> {
+        let settings = Arc::new(settings);
+        let ring = load_ring(&db, &settings).await?;
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(settings.access_ttl.min(Duration::from_secs(60)))
+            .build();
+        Ok(Auth {
+            users: Cache::new("gateway.users", 100_000, l1_ttl, ttl, redis.clone(), registry),
+            api_keys: Cache::new("gateway.api_keys", 100_000, l1_ttl, ttl, redis, registry),
+            db,
+            settings,
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+            last_reload_ms: Arc::new(AtomicI64::new(now_ms())),
+            verified,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(r) => Arc::clone(&r),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Rotates keys when due and reloads the ring (run periodically and on unknown kids).
+    pub async fn reload_keys(&self) -> Result<(), String> {
+        let ring = load_ring(&self.db, &self.settings).await?;
+        self.last_reload_ms.store(now_ms(), Ordering::Relaxed);
+        match self.ring.write() {
+            Ok(mut r) => *r = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        Ok(())
+    }
+
+    /// The public keys (JWKS).
+    pub fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.ring().jwks()
+    }
+
+    fn role_of(&self, email: &str) -> Role {
+        if self.settings.admin_emails.iter().any(|a| a == email) {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+
+    fn view(&self, user: &UserRow) -> UserView {
+        UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            role: self.role_of(&user.email).as_str(),
+            tier: Tier::parse(&user.tier).unwrap_or(Tier::Free).as_str(),
+        }
+    }
+
+    fn access_token(&self, user: &UserRow, sid: &str) -> Result<String, ApiError> {
+        let ring = self.ring();
+        let now = now_ms() / 1000;
+        let ttl = i64::try_from(self.settings.access_ttl.as_secs()).unwrap_or(900);
+        let claims = ring.new_claims(&user.id, sid, self.role_of(&user.email).as_str(), &user.tier, now, ttl);
+        ring.sign(&claims).map_err(ApiError::internal)
+    }
+
+    /// Starts a session: refresh token stored hashed, access token signed.
+    fn issue(&self, conn: &mut portico_runtime::db::DbConnection, user: &UserRow) -> Result<Issued, ApiError> {
+        let now = now_ms();
+        let sid = uuid::Uuid::new_v4().to_string();
+        let expires = now + i64::try_from(self.settings.refresh_ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        store::insert_session(conn, &sid, &user.id, now, expires)?;
+        self.issue_in_session(conn, user, &sid, expires)
+    }
+
+    fn issue_in_session(
+        &self,
+        conn: &mut portico_runtime::db::DbConnection,
+        user: &UserRow,
+        sid: &str,
+        session_expires: i64,
+    ) -> Result<Issued, ApiError> {
+        let refresh = crypto::new_refresh_token();
+        store::insert_refresh(
+            conn,
+            &crypto::token_hash(&refresh),
+            sid,
+            &user.id,
+            now_ms(),
+            session_expires,
+        )?;
+        Ok(Issued {
+            user: self.view(user),
+            access_token: self.access_token(user, sid)?,
+            refresh_token: refresh,
+            expires_in: self.settings.access_ttl.as_secs(),
+            token_type: "Bearer",
+        })
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn signup(&self, email: String, password: String) -> Result<Issued, ApiError> {
+        let hash = tokio::task::spawn_blocking(move || crypto::hash_password(&password))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let now = now_ms();
+        let user = UserRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            email,
+            password_hash: hash,
+            tier: "free".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let me = self.clone();
+        self.db
+            .write(move |conn| {
+                if UserRow::by_email(conn, &user.email)?.is_some() {
+                    return Err(email_taken());
+                }
+                user.insert(conn).map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                        email_taken()
+                    }
+                    e => ApiError::from(e),
+                })?;
+                me.issue(conn, &user)
+            })
+            .await
+    }
+
+    /// Signs in with email and password.
+    pub async fn login(&self, email: String, password: String) -> Result<Issued, ApiError> {
+        let lookup = email.clone();
+        let user = self
+            .db
+            .run(move |conn| UserRow::by_email(conn, &lookup).map_err(ApiError::from))
+            .await?;
+        let Some(user) = user else {
+            // Burn the same time as a real check so response time does not reveal accounts.
+            let _ = tokio::task::spawn_blocking(crypto::dummy_verify).await;
+            return Err(bad_credentials());
+        };
+        let phc = user.password_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
+            .await
+            .map_err(ApiError::internal)?;
+        if !ok {
+            return Err(bad_credentials());
+        }
+        let me = self.clone();
+        self.db.write(move |conn| me.issue(conn, &user)).await
+    }
+
+    /// Exchanges a refresh token for a new pair. A token used twice revokes its whole session.
+    pub async fn refresh(&self, token: String) -> Result<Issued, ApiError> {
+        let hash = crypto::token_hash(&token);
+        let me = self.clone();
+        let outcome = self
+            .db
+            .write(move |conn| {
+                let now = now_ms();
+                let Some(row) = RefreshRow::find(conn, &hash)? else {
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                if !RefreshRow::mark_used(conn, &hash, now)? {
+                    store::revoke_session(conn, &row.session_id, "refresh_token_reused", now)?;
+                    return Ok(RefreshOutcome::Replayed { user_id: row.user_id });
+                }
+                if row.expires_at <= now {
+                    return Ok(RefreshOutcome::Expired);
+                }
+                if !store::session_live(conn, &row.session_id, now)? {
+                    return Ok(RefreshOutcome::Invalid);
+                }
+                let Some(user) = UserRow::find(conn, &row.user_id)? else {
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                me.issue_in_session(conn, &user, &row.session_id, row.expires_at)
+                    .map(RefreshOutcome::Rotated)
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(issued) => Ok(issued),
+            RefreshOutcome::Replayed { user_id } => {
+                self.users.invalidate(&user_id).await;
+                tracing::warn!(user_id, "refresh token replayed; session revoked");
+                Err(ApiError::new(
+                    ErrorCode::RefreshTokenReused,
+                    "this refresh token was already used; the session is revoked, sign in again",
+                ))
+            }
+            RefreshOutcome::Expired => Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                "the refresh token has expired; sign in again",
+            )),
+            RefreshOutcome::Invalid => Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                "the refresh token is invalid or revoked",
+            )),
+        }
+    }
+
+    /// Ends the caller's session (and the one of `refresh_token`, if given and theirs).
+    pub async fn logout(&self, principal: &Principal, refresh_token: Option<String>) -> Result<(), ApiError> {
+        let user_id = principal.user_id.clone();
+        let sid = match &principal.credential {
+            Credential::AccessToken { sid } => Some(sid.clone()),
+            Credential::ApiKey { .. } => None,
+        };
+        self.db
+            .write(move |conn| {
+                let now = now_ms();
+                if let Some(sid) = &sid {
+                    store::revoke_session(conn, sid, "logout", now)?;
+                }
+                if let Some(token) = refresh_token
+                    && let Some(row) = RefreshRow::find(conn, &crypto::token_hash(&token))?
+                    && row.user_id == user_id
+                {
+                    store::revoke_session(conn, &row.session_id, "logout", now)?;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+        self.users.invalidate(&principal.user_id).await;
+        Ok(())
+    }
+
+    /// Deletes the caller's account and everything tied to it.
+    pub async fn delete_account(&self, user_id: &str) -> Result<(), ApiError> {
+        let id = user_id.to_string();
+        let keys = self
+            .db
+            .write(move |conn| {
+                let keys = ApiKeyRow::of_user(conn, &id)?;
+                UserRow::delete(conn, &id)?;
+                Ok::<_, ApiError>(keys)
+            })
+            .await?;
+        for key in keys {
+            self.api_keys.invalidate(&key.key_hash).await;
+        }
+        self.users.invalidate(user_id).await;
+        Ok(())
+    }
+
+    /// Sets a user's plan tier (admin).
+    pub async fn set_tier(&self, user_id: &str, tier: Tier) -> Result<UserView, ApiError> {
+        let id = user_id.to_string();
+        let user = self
+            .db
+            .write(move |conn| {
+                if !UserRow::set_tier(conn, &id, tier.as_str(), now_ms())? {
+                    return Err(ApiError::not_found("user"));
+                }
+                UserRow::find(conn, &id)?.ok_or_else(|| ApiError::not_found("user"))
+            })
+            .await?;
+        self.users.invalidate(user_id).await;
+        Ok(self.view(&user))
+    }
+
+    /// A user by id.
+    pub async fn user(&self, user_id: &str) -> Result<UserView, ApiError> {
+        let id = user_id.to_string();
+        let user = self
+            .db
+            .run(move |conn| UserRow::find(conn, &id).map_err(ApiError::from))
+            .await?;
+        user.map(|u| self.view(&u)).ok_or_else(|| ApiError::not_found("user"))
+    }
+
+    async fn user_record(&self, user_id: &str) -> Result<Option<UserRecord>, ApiError> {
+        let id = user_id.to_string();
+        let db = self.db.clone();
+        let window = i64::try_from(self.settings.access_ttl.as_millis()).unwrap_or(900_000) + 60_000;
+        self.users
+            .get_or_load(user_id, || async move {
+                db.run(move |conn| {
+                    let Some(user) = UserRow::find(conn, &id)? else {
+                        return Ok(None);
+                    };
+                    let revoked = store::revoked_sessions(conn, &id, now_ms() - window)?;
+                    Ok::<_, ApiError>(Some(UserRecord {
+                        email: user.email,
+                        tier: Tier::parse(&user.tier).unwrap_or(Tier::Free),
+                        revoked_sessions: revoked,
+                    }))
+                })
+                .await
+            })
+            .await
+    }
+
+    fn verify_token(&self, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        let now_s = now_ms() / 1000;
+        if let Some(claims) = self.verified.get(token) {
+            if claims.exp + crypto::CLOCK_SKEW_S > now_s {
+                return Ok(claims);
+            }
+            return Err(TokenError::Expired);
+        }
+        let claims = Arc::new(self.ring().verify(token, now_s)?);
+        self.verified.insert(token.to_string(), Arc::clone(&claims));
+        Ok(claims)
+    }
+
+    /// Authenticates a bearer access token.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Principal, ApiError> {
+        let claims = match self.verify_token(token) {
+            Err(TokenError::UnknownKey)
+                if now_ms() - self.last_reload_ms.load(Ordering::Relaxed) > UNKNOWN_KID_RELOAD_MS =>
+            {
+                // Another replica may have rotated keys since this one loaded them.
+                self.reload_keys().await.map_err(ApiError::internal)?;
+                self.verify_token(token)
+            }
+            other => other,
+        }
+        .map_err(token_problem)?;
+        let record = self
+            .user_record(&claims.sub)
+            .await?
+            .ok_or_else(|| invalid_token("the user no longer exists"))?;
+        if record.revoked_sessions.iter().any(|s| *s == claims.sid) {
+            return Err(invalid_token("the session was signed out"));
+        }
+        Ok(Principal {
+            user_id: claims.sub.clone(),
+            role: self.role_of(&record.email),
+            email: record.email,
+            tier: record.tier,
+            credential: Credential::AccessToken {
+                sid: claims.sid.clone(),
+            },
+        })
+    }
+
+    /// Authenticates an API key.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Principal, ApiError> {
+        if !key.starts_with(crypto::API_KEY_PREFIX) || key.len() > 128 {
+            return Err(invalid_token("the API key is invalid"));
+        }
+        let hash = crypto::token_hash(key);
+        let db = self.db.clone();
+        let h = hash.clone();
+        let record = self
+            .api_keys
+            .get_or_load(&hash, || async move {
+                db.run(move |conn| {
+                    Ok::<_, ApiError>(ApiKeyRow::live_by_hash(conn, &h)?.map(|k| ApiKeyRecord {
+                        id: k.id,
+                        user_id: k.user_id,
+                    }))
+                })
+                .await
+            })
+            .await?
+            .ok_or_else(|| invalid_token("the API key is invalid or revoked"))?;
+        let user = self
+            .user_record(&record.user_id)
+            .await?
+            .ok_or_else(|| invalid_token("the user no longer exists"))?;
+        let (db, id) = (self.db.clone(), record.id.clone());
+        tokio::spawn(async move {
+            let _ = db
+                .run(move |conn| ApiKeyRow::touch(conn, &id, now_ms()).map_err(DbError::from))
+                .await;
+        });
+        Ok(Principal {
+            user_id: record.user_id,
+            role: self.role_of(&user.email),
+            email: user.email,
+            tier: user.tier,
+            credential: Credential::ApiKey { id: record.id },
+        })
+    }
+
+    /// Creates an API key for a user.
+    pub async fn create_api_key(&self, user_id: &str, name: String) -> Result<NewApiKey, ApiError> {
+        let (key, prefix) = crypto::new_api_key();
+        let now = now_ms();
+        let row = ApiKeyRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user_id.to_string(),
+            name,
+            prefix,
+            key_hash: crypto::token_hash(&key),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let stored = row.clone();
+        self.db
+            .write(move |conn| {
+                if ApiKeyRow::count_live(conn, &stored.user_id)? >= MAX_API_KEYS {
+                    return Err(ApiError(Problem::new(
+                        ErrorCode::Conflict,
+                        format!("at most {MAX_API_KEYS} API keys per user; delete one first"),
+                    )));
+                }
+                stored.insert(conn).map_err(ApiError::from)
+            })
+            .await?;
+        Ok(NewApiKey {
+            id: row.id,
+            name: row.name,
+            key,
+            prefix: row.prefix,
+            created_at: ms_to_rfc3339(now),
+        })
+    }
+
+    /// A user's API keys.
+    pub async fn list_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyView>, ApiError> {
+        let id = user_id.to_string();
+        let rows = self
+            .db
+            .run(move |conn| ApiKeyRow::of_user(conn, &id).map_err(ApiError::from))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|k| ApiKeyView {
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                created_at: ms_to_rfc3339(k.created_at),
+                last_used_at: k.last_used_at.map(ms_to_rfc3339),
+            })
+            .collect())
+    }
+
+    /// Revokes one of a user's API keys (404 when it is not theirs).
+    pub async fn delete_api_key(&self, user_id: &str, key_id: &str) -> Result<(), ApiError> {
+        let (uid, kid) = (user_id.to_string(), key_id.to_string());
+        let hash = self
+            .db
+            .write(move |conn| {
+                let hash = ApiKeyRow::of_user(conn, &uid)?
+                    .into_iter()
+                    .find(|k| k.id == kid)
+                    .map(|k| k.key_hash);
+                if hash.is_some() {
+                    ApiKeyRow::revoke(conn, &uid, &kid, now_ms())?;
+                }
+                Ok::<_, ApiError>(hash)
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("API key"))?;
+        self.api_keys.invalidate(&hash).await;
+        Ok(())
+    }
+}
+
+fn email_taken() -> ApiError {
+    ApiError(
+        Problem::new(ErrorCode::EmailTaken, "an account with this email exists")
+            .with_details(serde_json::json!({"fields": {"email": "is already registered"}})),
+    )
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong")
+}
+
+fn invalid_token(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidToken, message)
+}
+
+fn token_problem(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "the access token has expired; refresh it"),
+        other => ApiError(
+            Problem::new(ErrorCode::InvalidToken, "the access token is invalid")
+                .with_details(serde_json::json!({"reason": other.code()})),
+        ),
+    }
+}
+
+/// Loads the published keys, creating the first key or rotating the active one when due.
+async fn load_ring(db: &Db, settings: &Arc<AuthSettings>) -> Result<KeyRing, String> {
+    let s = Arc::clone(settings);
+    let rows = db
+        .write(move |conn| {
+            let now = now_ms();
+            SigningKeyRow::purge_expired(conn, now)?;
+            let mut rows = SigningKeyRow::published(conn, now)?;
+            let rotation = i64::try_from(s.key_rotation.as_millis()).unwrap_or(i64::MAX / 2);
+            let due = rows
+                .iter()
+                .find(|r| r.retired_at.is_none())
+                .is_none_or(|active| active.created_at + rotation <= now);
+            if due {
+                let key = SigningKey::generate().map_err(|e| DbError::Pool(e.to_string()))?;
+                let row = SigningKeyRow {
+                    kid: key.kid.clone(),
+                    private_key: hex::encode(key.pkcs8_der()),
+                    public_key: hex::encode(key.public_key()),
+                    created_at: now,
+                    retired_at: None,
+                    expires_at: None,
+                };
+                row.insert(conn)?;
+                // Old keys stay published until every token they signed has expired.
+                let keep_until = now + i64::try_from(s.access_ttl.as_millis()).unwrap_or(900_000) + 60_000;
+                SigningKeyRow::retire_others(conn, &row.kid, now, keep_until)?;
+                tracing::info!(kid = %row.kid, "signing key rotated");
+                rows = SigningKeyRow::published(conn, now)?;
+            }
+            Ok::<_, DbError>(rows)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut active = None;
+    let mut previous = Vec::new();
+    for row in rows {
+        if active.is_none() && row.retired_at.is_none() {
+            let der = hex::decode(&row.private_key).map_err(|e| e.to_string())?;
+            active = Some(SigningKey::from_pkcs8(row.kid, &der, row.created_at).map_err(|e| e.to_string())?);
+        } else {
+            let public = hex::decode(&row.public_key).map_err(|e| e.to_string())?;
+            previous.push(VerifyingKey::from_public_key(row.kid, &public, row.created_at).map_err(|e| e.to_string())?);
+        }
+    }
+    let active = active.ok_or("no active signing key")?;
+    KeyRing::new(active, previous, settings.issuer.clone(), settings.audience.clone()).map_err(|e| e.to_string())
+}

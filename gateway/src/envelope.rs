@@ -1,0 +1,352 @@
+//! The JSON envelope every endpoint answers with, the gateway's error type, and the JSON body
+//! extractor that names every bad field.
+//!
+//! Success: `{"success": true, "data": …, "meta": {"timestamp", "requestId"}}`.
+//! Error: `{"success": false, "error": {"code", "message", "details"}, "meta": {…}}`.
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, ResponseError,
+    dev::Payload,
+    http::{StatusCode, header},
+};
+use futures_util::{StreamExt, future::LocalBoxFuture};
+use portico_runtime::{ErrorCode, Problem};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value, json};
+
+tokio::task_local! {
+    /// The id of the request being served (set by the request middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or empty outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+fn meta(request_id: &str) -> Value {
+    json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "requestId": request_id,
+    })
+}
+
+/// A success envelope with `status`.
+pub fn success<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "success": true,
+        "data": data,
+        "meta": meta(&current_request_id()),
+    }))
+}
+
+/// 200 with `data`.
+pub fn ok<T: Serialize>(data: T) -> HttpResponse {
+    success(StatusCode::OK, data)
+}
+
+/// The error envelope for a problem, for `request_id`.
+pub fn problem_response(problem: &Problem, request_id: &str) -> HttpResponse {
+    let status = StatusCode::from_u16(problem.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut error = json!({ "code": problem.code.as_str(), "message": problem.message });
+    if let Some(details) = &problem.details {
+        error["details"] = details.clone();
+    }
+    HttpResponse::build(status).json(json!({ "success": false, "error": error, "meta": meta(request_id) }))
+}
+
+/// The gateway's error: a catalogue problem, answered as the error envelope.
+#[derive(Debug)]
+pub struct ApiError(pub Problem);
+
+impl ApiError {
+    /// A problem with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(Problem::new(code, message))
+    }
+
+    /// One or more invalid fields.
+    pub fn fields<I, K, V>(fields: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        ApiError(Problem::validation(fields))
+    }
+
+    /// 404 for a resource that does not exist or is not the caller's.
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    /// An internal failure; the cause is logged, never shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError(Problem::internal(cause))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError(p)
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(s: tonic::Status) -> Self {
+        ApiError(Problem::from_status(&s))
+    }
+}
+
+impl From<portico_runtime::db::DbError> for ApiError {
+    fn from(e: portico_runtime::db::DbError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem_response(&self.0, &current_request_id())
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult = Result<HttpResponse, ApiError>;
+
+/// The JSON body cap, in app data.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonLimit(pub usize);
+
+/// A JSON body of type `T`. Wrong Content-Type → 415; over the cap → 413; not JSON → 400
+/// `INVALID_JSON` with the position; wrong types and unknown fields → 400 `VALIDATION_ERROR`
+/// naming every offending field (by JSON pointer-like path).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or(1024 * 1024);
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "Content-Type must be application/json",
+                ));
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large(limit));
+            }
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::new(ErrorCode::ValidationError, "the request body could not be read"))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(Json)
+        })
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError(
+        Problem::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is over the {limit}-byte cap"),
+        )
+        .with_details(json!({ "limitBytes": limit })),
+    )
+}
+
+/// Parses a JSON object body, collecting every type error and unknown field rather than the first.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError(
+            Problem::new(ErrorCode::InvalidJson, "the body is empty; send a JSON object")
+                .with_details(json!({ "fields": { "body": "is required" } })),
+        ));
+    }
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            Problem::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))
+                .with_details(json!({ "line": e.line(), "column": e.column() })),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::fields([("body", "must be a JSON object")]));
+    }
+    let mut fields = Map::new();
+    // Each round removes the field serde stopped at, so the next round finds the next one.
+    for _ in 0..32 {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) if fields.is_empty() => return Ok(parsed),
+            Ok(_) => break,
+            Err(err) => {
+                let message = err.inner().to_string();
+                let mut path: Vec<String> = err.path().iter().map(segment).collect();
+                if let Some(unknown) = unknown_field(&message)
+                    && path.last() != Some(&unknown)
+                {
+                    path.push(unknown);
+                }
+                let name = if path.is_empty() {
+                    "body".to_string()
+                } else {
+                    path.join(".")
+                };
+                fields.insert(name, Value::String(clean(&message)));
+                if path.is_empty() || !remove_path(&mut value, &path) {
+                    break;
+                }
+            }
+        }
+    }
+    let names: Vec<String> = fields.keys().cloned().collect();
+    Err(ApiError(
+        Problem::new(
+            ErrorCode::ValidationError,
+            format!("invalid fields: {}", names.join(", ")),
+        )
+        .with_details(json!({ "fields": fields })),
+    ))
+}
+
+fn segment(s: &serde_path_to_error::Segment) -> String {
+    match s {
+        serde_path_to_error::Segment::Seq { index } => index.to_string(),
+        serde_path_to_error::Segment::Map { key } => key.clone(),
+        serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+        serde_path_to_error::Segment::Unknown => "?".to_string(),
+    }
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next().map(String::from)
+}
+
+fn clean(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        return "is not a known field".to_string();
+    }
+    message.split(" at line ").next().unwrap_or(message).to_string()
+}
+
+fn remove_path(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for p in parents {
+        cur = match cur {
+            Value::Object(m) => match m.get_mut(p) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Object(m) => m.remove(last).is_some(),
+        Value::Array(a) => match last.parse::<usize>() {
+            Ok(i) if i < a.len() => {
+                // Replace rather than remove so later indexes keep their meaning.
+                if let Some(slot) = a.get_mut(i) {
+                    *slot = Value::Null;
+                }
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        max_uses: Option<i32>,
+        code: Option<String>,
+        active: Option<bool>,
+    }
+
+    fn fields(e: ApiError) -> Vec<String> {
+        e.0.details
+            .and_then(|d| {
+                d.get("fields")
+                    .and_then(|f| f.as_object().map(|m| m.keys().cloned().collect()))
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_wrong_type_and_unknown_field_is_named() {
+        let e = parse_json::<Body>(br#"{"maxUses": "ten", "code": 5, "active": true, "colour": "red"}"#);
+        let e = e.err().map(fields).unwrap_or_default();
+        assert_eq!(e, vec!["code", "colour", "maxUses"]);
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json_with_a_position() {
+        let e = parse_json::<Body>(b"{\"code\": ").err().map(|e| e.0);
+        assert_eq!(e.as_ref().map(|p| p.code), Some(ErrorCode::InvalidJson));
+        assert!(e.and_then(|p| p.details).is_some_and(|d| d.get("line").is_some()));
+    }
+
+    #[test]
+    fn a_non_object_body_is_named_as_body() {
+        let e = parse_json::<Body>(b"[1,2]").err().map(fields).unwrap_or_default();
+        assert_eq!(e, vec!["body"]);
+    }
+
+    #[test]
+    fn valid_bodies_parse() {
+        let b = parse_json::<Body>(br#"{"maxUses": 3}"#).ok();
+        assert_eq!(b.and_then(|b| b.max_uses), Some(3));
+    }
+}

@@ -1,0 +1,287 @@
+//! Portico's public gateway: authenticates callers, applies rate tiers, answers the JSON
+//! envelope and forwards to the services over gRPC.
+
+pub mod auth;
+pub mod config;
+pub mod envelope;
+pub mod middleware;
+pub mod ratelimit;
+pub mod routes;
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpServer,
+    http::header,
+    middleware::{Compress, DefaultHeaders, from_fn},
+    web,
+};
+use portico_proto::{beta::v1::beta_service_client::BetaServiceClient, ops::v1::ops_client::OpsClient};
+use portico_runtime::{
+    cache::CacheRegistry,
+    db::{Db, Migrations},
+    grpc::{self, PresentInternalToken},
+    redis::SharedRedis,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+pub use config::GatewayConfig;
+
+use crate::{
+    auth::{Auth, AuthSettings, Tier},
+    envelope::JsonLimit,
+    ratelimit::RateLimiter,
+};
+
+const MIGRATIONS: Migrations = Migrations {
+    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+};
+
+/// A gRPC client that presents the internal token.
+pub type Client<C> = C;
+type Authed = InterceptedService<Channel, PresentInternalToken>;
+
+/// Everything handlers share.
+pub struct AppState {
+    /// Settings.
+    pub config: GatewayConfig,
+    /// The gateway's database.
+    pub db: Db,
+    /// Authentication.
+    pub auth: Auth,
+    /// Rate limiter.
+    pub limiter: RateLimiter,
+    /// Shared Redis, when configured.
+    pub redis: Option<SharedRedis>,
+    /// The gateway's caches.
+    pub caches: CacheRegistry,
+    /// The beta service.
+    pub beta: BetaServiceClient<Authed>,
+    /// Every service's Ops endpoint, by name.
+    pub services: Vec<(&'static str, OpsClient<Authed>)>,
+    /// When the gateway started.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Requests per minute for a tier.
+    pub fn rate_for(&self, tier: Tier) -> u32 {
+        match tier {
+            Tier::Free => self.config.rates.free,
+            Tier::Pro => self.config.rates.pro,
+            Tier::Enterprise => self.config.rates.enterprise,
+        }
+    }
+}
+
+/// Connects to the database, Redis and the services (lazily) and builds the shared state.
+pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String> {
+    let db = Db::connect(&config.database_url, MIGRATIONS, config.db_pool)
+        .await
+        .map_err(|e| format!("gateway database: {e}"))?;
+    let redis = match &config.common.redis_url {
+        Some(url) => Some(
+            SharedRedis::new(url.expose(), std::time::Duration::from_millis(200))
+                .map_err(|e| format!("PORTICO_REDIS_URL: {e}"))?,
+        ),
+        None => None,
+    };
+    let limiter = match &redis {
+        Some(r) => RateLimiter::with_redis(r.pool().clone(), "portico:rl:"),
+        None => RateLimiter::local(),
+    };
+    let caches = CacheRegistry::default();
+    let settings = AuthSettings {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_ttl: config.access_ttl,
+        refresh_ttl: config.refresh_ttl,
+        key_rotation: config.key_rotation,
+        admin_emails: config.admin_emails.clone(),
+    };
+    let auth = Auth::new(
+        db.clone(),
+        settings,
+        redis.clone(),
+        config.common.cache_l1_ttl,
+        config.common.cache_ttl,
+        &caches,
+    )
+    .await?;
+    let token = PresentInternalToken::new(config.common.internal_token.expose())?;
+    let beta_channel =
+        grpc::channel(&config.beta_url, config.grpc_timeout).map_err(|e| format!("PORTICO_BETA_URL: {e}"))?;
+    let beta = BetaServiceClient::with_interceptor(beta_channel.clone(), token.clone());
+    let services = vec![("beta", OpsClient::with_interceptor(beta_channel, token))];
+    Ok(Arc::new(AppState {
+        config,
+        db,
+        auth,
+        limiter,
+        redis,
+        caches,
+        beta,
+        services,
+        started: Instant::now(),
+    }))
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_header("x-api-key")
+        .allowed_header("x-request-id")
+        .expose_headers([
+            "x-request-id",
+            "ratelimit",
+            "ratelimit-policy",
+            "retry-after",
+            "deprecation",
+            "sunset",
+            "link",
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Builds the application (shared by the server and the in-process tests).
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let openapi = routes::ops::openapi();
+        cfg.app_data(state.clone())
+            .app_data(JsonLimit(state.config.json_limit))
+            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+            .app_data(web::PathConfig::default().error_handler(routes::path_error))
+            .app_data(web::PayloadConfig::new(state.config.json_limit))
+            .route("/health", web::get().to(routes::ops::health))
+            .route("/live", web::get().to(routes::ops::live))
+            .route("/ready", web::get().to(routes::ops::ready))
+            .route("/health/detailed", web::get().to(routes::ops::detailed))
+            .route("/metrics", web::get().to(routes::ops::metrics))
+            .route("/.well-known/jwks.json", web::get().to(routes::ops::jwks))
+            .route("/internal/cache-stats", web::get().to(routes::ops::cache_stats))
+            .route("/api-docs", web::get().to(routes::ops::docs_redirect))
+            .service(
+                web::scope("/api-docs")
+                    .wrap(DefaultHeaders::new().add((
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+                    )))
+                    .service(utoipa_swagger_ui::SwaggerUi::new("/{_:.*}").external_url_unchecked("/openapi.json", openapi)),
+            )
+            .service(web::scope("/v1").configure(routes::configure_api))
+            .service(web::scope("/api").configure(routes::configure_api))
+            .default_service(web::to(routes::not_found));
+    }
+}
+
+/// A running gateway.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Resolves when the server has drained.
+    pub task: tokio::task::JoinHandle<Result<(), String>>,
+    /// Its state (tests reach into it).
+    pub state: Arc<AppState>,
+}
+
+/// Starts the gateway on `config.http_addr`.
+pub async fn start(config: GatewayConfig, shutdown: CancellationToken) -> Result<Running, String> {
+    let listener = std::net::TcpListener::bind(config.http_addr)
+        .map_err(|e| format!("PORTICO_HTTP_ADDR {}: {e}", config.http_addr))?;
+    start_on(listener, config, shutdown).await
+}
+
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, String> {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("PORTICO_TLS_CERT {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("PORTICO_TLS_CERT {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("PORTICO_TLS_KEY {}: {e}", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("PORTICO_TLS_CERT/PORTICO_TLS_KEY: {e}"))
+}
+
+/// Starts the gateway on a bound listener (tests bind port 0).
+pub async fn start_on(
+    listener: std::net::TcpListener,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, String> {
+    portico_runtime::metrics::install();
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let tls = config.tls.as_ref().map(|(c, k)| tls_config(c, k)).transpose()?;
+    let workers = config.workers;
+    let grace = config.common.shutdown_grace;
+    let hsts = tls.is_some();
+    let origins = config.cors_origins.clone();
+    let state = build_state(config).await?;
+    let data = web::Data::from(Arc::clone(&state));
+    let app_data = data.clone();
+    let server = HttpServer::new(move || {
+        let mut security = DefaultHeaders::new()
+            .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .add((header::X_FRAME_OPTIONS, "DENY"))
+            .add((header::REFERRER_POLICY, "no-referrer"))
+            .add(("Cross-Origin-Opener-Policy", "same-origin"))
+            .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"));
+        if hsts {
+            security = security.add((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"));
+        }
+        App::new()
+            .configure(configure(app_data.clone()))
+            .wrap(from_fn(middleware::pipeline))
+            .wrap(Compress::default())
+            .wrap(security)
+            .wrap(cors(&origins))
+    })
+    .workers(workers)
+    .shutdown_timeout(grace.as_secs())
+    .disable_signals();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        None => server.listen(listener),
+    }
+    .map_err(|e| e.to_string())?
+    .run();
+    let handle = server.handle();
+    let rotation = state.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = rotation.auth.reload_keys().await {
+                        tracing::warn!(error = %e, "signing key reload failed");
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+    let db = state.db.clone();
+    let task = tokio::spawn(async move {
+        let served = server.await.map_err(|e| e.to_string());
+        db.close();
+        served
+    });
+    tracing::info!(%addr, tls = hsts, "gateway listening");
+    Ok(Running { addr, task, state })
+}

@@ -1,0 +1,196 @@
+//! Route modules: each handler authenticates (by extractor), validates, calls, shapes.
+//!
+//! The public API is declared once in [`api_routes!`]: the same table registers the routes
+//! under `/v1` and `/api` and generates the OpenAPI document, so the docs cannot miss a path.
+
+pub mod auth;
+pub mod beta;
+pub mod ops;
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use futures_util::future::{Ready, ready};
+use portico_runtime::ErrorCode;
+
+use crate::{
+    auth::{Principal, Role},
+    envelope::{ApiError, ApiResult},
+    middleware::{Caller, RequestId},
+};
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (authenticated callers get their own rate tier).
+    Anonymous,
+    /// A signed-in user or API key.
+    User,
+    /// An admin.
+    Admin,
+}
+
+/// One documented route.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    /// HTTP method, lower case.
+    pub method: &'static str,
+    /// Path under `/v1`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Name of the JSON request body schema, if any.
+    pub body: Option<&'static str>,
+}
+
+macro_rules! api_routes {
+    ($( $method:ident $path:literal => $handler:path, $access:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
+        /// Registers every public route (mounted under `/v1` and `/api`).
+        pub fn configure_api(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::$method().to($handler)); )*
+            // A known path with another method answers 405, not 404.
+            let mut seen = std::collections::BTreeSet::new();
+            $( if seen.insert($path) { cfg.route($path, web::route().to(method_not_allowed)); } )*
+        }
+
+        /// The public routes, for the OpenAPI document.
+        pub const API_ROUTES: &[RouteDoc] = &[
+            $( RouteDoc { method: stringify!($method), path: $path, access: Access::$access, tag: $tag, summary: $summary, body: $body }, )*
+        ];
+    };
+}
+
+api_routes! {
+    post "/auth/signup" => auth::signup, Anonymous, "auth", Some("Credentials"), "Create an account (email + password) and sign in";
+    post "/auth/login" => auth::login, Anonymous, "auth", Some("Credentials"), "Sign in: access JWT (15 min) and refresh token";
+    post "/auth/refresh" => auth::refresh, Anonymous, "auth", Some("RefreshRequest"), "Rotate the refresh token; a replayed token revokes its session";
+    post "/auth/logout" => auth::logout, User, "auth", Some("LogoutRequest"), "Revoke the session and its access token";
+    get "/auth/me" => auth::me, User, "auth", None, "The caller: id, email, role, plan tier, beta level";
+    delete "/auth/me" => auth::delete_me, User, "auth", None, "Delete the caller's account";
+    post "/auth/api-keys" => auth::create_api_key, User, "auth", Some("CreateApiKey"), "Create an API key (shown once)";
+    get "/auth/api-keys" => auth::list_api_keys, User, "auth", None, "List the caller's API keys";
+    delete "/auth/api-keys/{id}" => auth::delete_api_key, User, "auth", None, "Revoke an API key";
+    put "/admin/users/{id}/tier" => auth::set_tier, Admin, "admin", Some("SetTier"), "Set a user's plan tier";
+
+    post "/beta/validate-invite" => beta::validate_invite, Anonymous, "beta", Some("InviteCodeRequest"), "Check an invitation code without using it";
+    post "/beta/join" => beta::join, User, "beta", Some("InviteCodeRequest"), "Join the beta or raise the caller's level";
+    get "/beta/user-access" => beta::user_access, User, "beta", None, "The caller's level, feature flags and join time";
+    post "/beta/analytics" => beta::analytics, User, "beta", Some("AnalyticsEvents"), "Record one feature-usage event or a batch of up to 100";
+    post "/admin/beta/invite-codes" => beta::create_code, Admin, "beta-admin", Some("CreateInviteCode"), "Create an invitation code (generated when omitted)";
+    get "/admin/beta/invite-codes" => beta::list_codes, Admin, "beta-admin", None, "List invitation codes (paginated)";
+    get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, "beta-admin", None, "One invitation code";
+    patch "/admin/beta/invite-codes/{code}" => beta::update_code, Admin, "beta-admin", Some("UpdateInviteCode"), "Deactivate a code or change its uses or expiry";
+    get "/admin/beta/users" => beta::list_users, Admin, "beta-admin", None, "List beta members (paginated)";
+    put "/admin/beta/users/{userId}" => beta::set_user_level, Admin, "beta-admin", Some("SetLevel"), "Set a member's access level";
+    get "/admin/beta/features" => beta::features, Admin, "beta-admin", None, "The feature → minimum level table";
+    put "/admin/beta/features" => beta::set_features, Admin, "beta-admin", Some("FeatureTable"), "Replace the feature table";
+    get "/admin/beta/analytics/summary" => beta::summary, Admin, "beta-admin", None, "Events per feature, unique users, per level";
+}
+
+async fn method_not_allowed() -> ApiResult {
+    Err(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this path does not accept that method",
+    ))
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiResult {
+    Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
+}
+
+fn caller(req: &HttpRequest) -> Option<Principal> {
+    req.extensions().get::<Caller>().and_then(|c| c.0.clone())
+}
+
+/// The request id, for outgoing calls.
+pub struct Rid(pub String);
+
+impl FromRequest for Rid {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Rid(req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default())))
+    }
+}
+
+/// A signed-in caller (401 otherwise).
+pub struct User(pub Principal);
+
+impl FromRequest for User {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller(req).map(User).ok_or_else(unauthorized))
+    }
+}
+
+/// An admin (401 when anonymous, 403 for other users).
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match caller(req) {
+            None => Err(unauthorized()),
+            Some(p) if p.role == Role::Admin => Ok(Admin(p)),
+            Some(_) => Err(ApiError::new(ErrorCode::Forbidden, "this endpoint is for admins")),
+        })
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "sign in: send `Authorization: Bearer <access token>` or `X-API-Key`",
+    )
+}
+
+/// `?limit=&offset=` of list endpoints.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1–200, default 50.
+    pub limit: Option<i32>,
+    /// From 0.
+    pub offset: Option<i32>,
+}
+
+impl PageQuery {
+    /// Checked bounds.
+    pub fn bounds(&self) -> Result<(i32, i32), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        let offset = self.offset.unwrap_or(0);
+        let mut bad = Vec::new();
+        if !(1..=200).contains(&limit) {
+            bad.push(("limit", "must be between 1 and 200"));
+        }
+        if offset < 0 {
+            bad.push(("offset", "must not be negative"));
+        }
+        if bad.is_empty() {
+            Ok((limit, offset))
+        } else {
+            Err(ApiError::fields(bad))
+        }
+    }
+}
+
+/// Query-string errors as validation problems naming the parameter.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = err.to_string();
+    let field = message.split('`').nth(1).unwrap_or("query").to_string();
+    ApiError::fields([(field, message.replace("Query deserialize error: ", ""))]).into()
+}
+
+/// Path errors as validation problems.
+pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::fields([("path", err.to_string())]).into()
+}

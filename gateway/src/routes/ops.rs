@@ -1,0 +1,302 @@
+//! Gateway-owned endpoints: health, readiness, metrics, OpenAPI and its UI, JWKS, cache stats.
+
+use std::time::Instant;
+
+use actix_web::{HttpResponse, http::header, web};
+use portico_proto::ops::v1 as ops;
+use portico_runtime::grpc::outgoing;
+use serde_json::{Map, Value, json};
+
+use super::{API_ROUTES, Access, Admin, Rid};
+use crate::{
+    AppState,
+    envelope::{ApiResult, ok},
+};
+
+/// GET /live — the process is up.
+pub async fn live() -> HttpResponse {
+    ok(json!({ "status": "ok" }))
+}
+
+/// GET /health — liveness with the version.
+pub async fn health() -> HttpResponse {
+    ok(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+struct Check {
+    name: String,
+    healthy: bool,
+    latency_ms: f64,
+    detail: Value,
+}
+
+async fn checks(state: &AppState, rid: &str, detailed: bool) -> Vec<Check> {
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let db = state.db.ping().await;
+    out.push(Check {
+        name: format!("database ({})", state.db.backend().as_str()),
+        healthy: db.is_ok(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        detail: db
+            .err()
+            .map(|e| json!({ "error": e.to_string() }))
+            .unwrap_or(Value::Null),
+    });
+    match &state.redis {
+        Some(redis) => {
+            let started = Instant::now();
+            let r = redis.ping().await;
+            out.push(Check {
+                name: "redis".into(),
+                healthy: r.is_ok(),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                detail: r.err().map(|e| json!({ "error": e })).unwrap_or(Value::Null),
+            });
+        }
+        None => out.push(Check {
+            name: "cache (in-memory)".into(),
+            healthy: true,
+            latency_ms: 0.0,
+            detail: Value::Null,
+        }),
+    }
+    for (name, client) in &state.services {
+        let started = Instant::now();
+        let r = client.clone().info(outgoing(ops::InfoRequest {}, rid)).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (healthy, detail) = match r {
+            Ok(info) => {
+                let info = info.into_inner();
+                let deps_ok = info.dependencies.iter().all(|d| d.healthy);
+                let detail = if detailed {
+                    json!({
+                        "version": info.version,
+                        "startedAt": chrono::DateTime::from_timestamp_millis(info.started_at_ms).map(|d| d.to_rfc3339()),
+                        "dependencies": info.dependencies.iter().map(|d| json!({
+                            "name": d.name, "status": if d.healthy { "up" } else { "down" },
+                            "latencyMs": d.latency_ms, "error": if d.detail.is_empty() { Value::Null } else { Value::String(d.detail.clone()) },
+                        })).collect::<Vec<_>>(),
+                    })
+                } else {
+                    Value::Null
+                };
+                (deps_ok, detail)
+            }
+            Err(status) => (false, json!({ "error": status.message() })),
+        };
+        out.push(Check {
+            name: (*name).to_string(),
+            healthy,
+            latency_ms,
+            detail,
+        });
+    }
+    out
+}
+
+/// GET /ready — 200 when the database, the cache and every service answer, else 503.
+pub async fn ready(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
+    let checks = checks(&state, &rid.0, false).await;
+    let ready = checks.iter().all(|c| c.healthy);
+    let body: Map<String, Value> = checks
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                Value::String(if c.healthy { "up" } else { "down" }.into()),
+            )
+        })
+        .collect();
+    let data = json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": body });
+    if ready {
+        ok(data)
+    } else {
+        crate::envelope::success(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, data)
+    }
+}
+
+/// GET /health/detailed — every dependency and service with status, latency and version.
+pub async fn detailed(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
+    let checks = checks(&state, &rid.0, true).await;
+    let healthy = checks.iter().all(|c| c.healthy);
+    let items: Vec<Value> = checks
+        .into_iter()
+        .map(|c| json!({ "name": c.name, "status": if c.healthy { "up" } else { "down" }, "latencyMs": c.latency_ms, "detail": c.detail }))
+        .collect();
+    ok(json!({
+        "status": if healthy { "healthy" } else { "degraded" },
+        "gateway": { "version": env!("CARGO_PKG_VERSION"), "uptimeSeconds": state.started.elapsed().as_secs() },
+        "dependencies": items,
+    }))
+}
+
+/// GET /metrics — Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    portico_runtime::metrics::record_pool("gateway", state.db.status());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(portico_runtime::metrics::render())
+}
+
+/// GET /.well-known/jwks.json
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.auth.jwks())
+}
+
+/// GET /internal/cache-stats — admin: the gateway's and every service's caches, per layer.
+pub async fn cache_stats(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> ApiResult {
+    let mut processes = vec![json!({ "process": "gateway", "caches": state.caches.stats() })];
+    for (name, client) in &state.services {
+        match client.clone().info(outgoing(ops::InfoRequest {}, &rid.0)).await {
+            Ok(info) => {
+                let caches: Vec<Value> = info
+                    .into_inner()
+                    .caches
+                    .into_iter()
+                    .map(|c| {
+                        let total = c.l1_hits + c.l2_hits + c.loads;
+                        json!({
+                            "name": c.name, "l1Hits": c.l1_hits, "l1Misses": c.l1_misses, "l1Size": c.l1_size,
+                            "l2Hits": c.l2_hits, "l2Misses": c.l2_misses, "l2Errors": c.l2_errors, "l2Enabled": c.l2_enabled,
+                            "loads": c.loads,
+                            "hitRate": if total == 0 { Value::Null } else { json!((c.l1_hits + c.l2_hits) as f64 / total as f64) },
+                        })
+                    })
+                    .collect();
+                processes.push(json!({ "process": name, "caches": caches }));
+            }
+            Err(status) => processes.push(json!({ "process": name, "error": status.message() })),
+        }
+    }
+    Ok(ok(json!({ "processes": processes })))
+}
+
+/// The OpenAPI 3.1 document of every public path.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for r in API_ROUTES {
+        for (prefix, deprecated) in [("/v1", false), ("/api", true)] {
+            let path = format!("{prefix}{}", r.path);
+            let params: Vec<Value> = r
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+                .collect();
+            let mut op = json!({
+                "tags": [r.tag],
+                "summary": r.summary,
+                "operationId": format!("{}{}{}", r.method, if deprecated { "Legacy" } else { "" }, r.path.replace(['/', '{', '}', '-'], "_")),
+                "parameters": params,
+                "responses": {
+                    "200": { "description": "Success envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Success" } } } },
+                    "4XX": { "description": "Error envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "429": { "description": "Rate limited; see Retry-After and RateLimit headers" },
+                },
+            });
+            if deprecated {
+                op["deprecated"] = Value::Bool(true);
+                op["description"] = json!(format!(
+                    "Legacy alias of {}; answers with Deprecation, Sunset and Link headers.",
+                    format_args!("/v1{}", r.path)
+                ));
+            }
+            match r.access {
+                Access::Anonymous => op["security"] = json!([{}, { "bearer": [] }, { "apiKey": [] }]),
+                Access::User | Access::Admin => op["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]),
+            }
+            if r.access == Access::Admin {
+                op["summary"] = json!(format!("{} (admin)", r.summary));
+            }
+            if let Some(body) = r.body {
+                op["requestBody"] = json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } }
+                });
+            }
+            let entry = paths.entry(path).or_insert_with(|| json!({}));
+            entry[r.method] = op;
+        }
+    }
+    for (path, summary) in [
+        ("/health", "Liveness with version"),
+        ("/live", "Liveness"),
+        ("/ready", "Readiness: database, cache and every service"),
+        ("/health/detailed", "Every dependency: status, latency, version"),
+        ("/metrics", "Prometheus metrics"),
+        ("/.well-known/jwks.json", "Public keys of access tokens"),
+        ("/openapi.json", "This document"),
+        (
+            "/internal/cache-stats",
+            "Cache hit/miss/size per cache and layer (admin)",
+        ),
+    ] {
+        paths.insert(path.to_string(), json!({ "get": { "tags": ["operations"], "summary": summary, "responses": { "200": { "description": "OK" } } } }));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Portico API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every response uses the envelope {success, data | error, meta}. Errors carry a stable `code` from the catalogue below; validation errors name each bad field in `error.details.fields`.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
+            },
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn schemas() -> Value {
+    let codes: Vec<Value> = portico_runtime::ErrorCode::ALL
+        .iter()
+        .map(|c| json!(c.as_str()))
+        .collect();
+    let level = json!({ "type": "string", "enum": ["NONE", "BASIC", "PREMIUM", "ADVANCED", "DEVELOPER"] });
+    let time = json!({ "type": "string", "format": "date-time" });
+    json!({
+        "Meta": { "type": "object", "properties": { "timestamp": time, "requestId": { "type": "string" } } },
+        "Success": { "type": "object", "properties": { "success": { "const": true }, "data": {}, "meta": { "$ref": "#/components/schemas/Meta" } } },
+        "Error": { "type": "object", "properties": {
+            "success": { "const": false },
+            "error": { "type": "object", "properties": {
+                "code": { "type": "string", "enum": codes }, "message": { "type": "string" }, "details": {} } },
+            "meta": { "$ref": "#/components/schemas/Meta" } } },
+        "Credentials": { "type": "object", "required": ["email", "password"], "additionalProperties": false, "properties": {
+            "email": { "type": "string", "format": "email" }, "password": { "type": "string", "minLength": 8 } } },
+        "RefreshRequest": { "type": "object", "required": ["refreshToken"], "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
+        "LogoutRequest": { "type": "object", "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
+        "CreateApiKey": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "maxLength": 100 } } },
+        "SetTier": { "type": "object", "required": ["tier"], "additionalProperties": false, "properties": { "tier": { "type": "string", "enum": ["free", "pro", "enterprise"] } } },
+        "InviteCodeRequest": { "type": "object", "required": ["code"], "additionalProperties": false, "properties": { "code": { "type": "string", "maxLength": 64 } } },
+        "AnalyticsEvent": { "type": "object", "required": ["feature", "action"], "additionalProperties": false, "properties": {
+            "feature": { "type": "string", "maxLength": 64 }, "action": { "type": "string", "maxLength": 64 },
+            "properties": { "type": "object" }, "occurredAt": time } },
+        "AnalyticsEvents": { "oneOf": [
+            { "$ref": "#/components/schemas/AnalyticsEvent" },
+            { "type": "object", "required": ["events"], "additionalProperties": false, "properties": {
+                "events": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "$ref": "#/components/schemas/AnalyticsEvent" } } } } ] },
+        "CreateInviteCode": { "type": "object", "required": ["accessLevel", "maxUses"], "additionalProperties": false, "properties": {
+            "code": { "type": "string", "pattern": "^[A-Z0-9_-]{4,64}$" }, "accessLevel": level, "maxUses": { "type": "integer", "minimum": 1, "maximum": 1_000_000 }, "expiresAt": time } },
+        "UpdateInviteCode": { "type": "object", "additionalProperties": false, "properties": {
+            "active": { "type": "boolean" }, "maxUses": { "type": "integer", "minimum": 0 }, "expiresAt": { "type": ["string", "null"], "format": "date-time" } } },
+        "SetLevel": { "type": "object", "required": ["accessLevel"], "additionalProperties": false, "properties": { "accessLevel": level } },
+        "FeatureTable": { "type": "object", "required": ["features"], "additionalProperties": false, "properties": {
+            "features": { "type": "array", "items": { "type": "object", "required": ["name", "minLevel"], "properties": {
+                "name": { "type": "string", "pattern": "^[a-z0-9_.-]{1,64}$" }, "minLevel": level, "description": { "type": "string" } } } } } },
+    })
+}
+
+/// GET /api-docs → the UI.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/api-docs/"))
+        .finish()
+}

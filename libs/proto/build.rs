@@ -1,0 +1,21 @@
+//! Compiles every contract under proto/ with protox (pure Rust), so no system protoc is needed.
+
+use std::{env, fs, io, path::PathBuf};
+
+use protox::prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = ["portico/ops/v1/ops.proto", "portico/beta/v1/beta.proto"];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
+    let fds = protox::compile(files, [&root]).map_err(|e| io::Error::other(e.to_string()))?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("portico_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Portico's gRPC contracts, generated from `proto/` at build time.
+
+/// Encoded `FileDescriptorSet` of every contract, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/portico_descriptor.bin"));
+
+/// The beta program service.
+pub mod beta {
+    /// Version 1 of the beta contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.beta.v1");
+    }
+}
+
+/// Operational introspection every service serves.
+pub mod ops {
+    /// Version 1 of the ops contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.ops.v1");
+    }
+}

@@ -1,0 +1,231 @@
+//! Two-layer cache: an in-process L1 (moka) in front of a shared L2 (Redis) when configured.
+//!
+//! L1 entries live for a short TTL so replicas converge quickly after a change made elsewhere;
+//! L2 holds entries for the longer shared TTL. When Redis fails, the cache keeps answering from
+//! L1 and the loader: a cache outage costs latency, never a failed request.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use redis::AsyncCommands;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::redis::SharedRedis;
+
+/// Hit and miss counters of one cache, per layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStats {
+    /// The cache's name.
+    pub name: String,
+    /// Answers served from process memory.
+    pub l1_hits: u64,
+    /// L1 misses.
+    pub l1_misses: u64,
+    /// Entries in process memory.
+    pub l1_size: u64,
+    /// Answers served from Redis.
+    pub l2_hits: u64,
+    /// Redis misses.
+    pub l2_misses: u64,
+    /// Redis calls that failed (served without it).
+    pub l2_errors: u64,
+    /// Whether an L2 is configured.
+    pub l2_enabled: bool,
+    /// Answers computed by the loader.
+    pub loads: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    l1_hits: AtomicU64,
+    l1_misses: AtomicU64,
+    l2_hits: AtomicU64,
+    l2_misses: AtomicU64,
+    l2_errors: AtomicU64,
+    loads: AtomicU64,
+}
+
+/// A named, typed cache. Clone it freely; clones share entries and counters.
+#[derive(Clone)]
+pub struct Cache<V> {
+    name: &'static str,
+    l1: moka::future::Cache<String, V>,
+    l2: Option<SharedRedis>,
+    ttl: Duration,
+    counters: Arc<Counters>,
+}
+
+impl<V> Cache<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// A cache holding at most `capacity` entries in memory for `l1_ttl`, and in Redis for `ttl`.
+    pub fn new(
+        name: &'static str,
+        capacity: u64,
+        l1_ttl: Duration,
+        ttl: Duration,
+        l2: Option<SharedRedis>,
+        registry: &CacheRegistry,
+    ) -> Self {
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(if l2.is_some() { l1_ttl } else { ttl })
+            .build();
+        let cache = Cache {
+            name,
+            l1,
+            l2,
+            ttl,
+            counters: Arc::new(Counters::default()),
+        };
+        registry.register(Box::new(cache.clone()));
+        cache
+    }
+
+    fn l2_key(&self, key: &str) -> String {
+        format!("portico:cache:{}:{key}", self.name)
+    }
+
+    fn count(&self, layer: &'static str, result: &'static str, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("portico_cache_requests_total", "cache" => self.name, "layer" => layer, "result" => result)
+            .increment(1);
+    }
+
+    /// The cached value, if any layer has it.
+    pub async fn get(&self, key: &str) -> Option<V> {
+        if let Some(v) = self.l1.get(key).await {
+            self.count("l1", "hit", &self.counters.l1_hits);
+            return Some(v);
+        }
+        self.count("l1", "miss", &self.counters.l1_misses);
+        let l2 = self.l2.as_ref()?;
+        let redis_key = self.l2_key(key);
+        let raw: Option<Option<Vec<u8>>> = l2.run("cache_get", |mut c| async move { c.get(redis_key).await }).await;
+        match raw {
+            None => {
+                self.count("l2", "error", &self.counters.l2_errors);
+                None
+            }
+            Some(None) => {
+                self.count("l2", "miss", &self.counters.l2_misses);
+                None
+            }
+            Some(Some(bytes)) => match serde_json::from_slice::<V>(&bytes) {
+                Ok(v) => {
+                    self.count("l2", "hit", &self.counters.l2_hits);
+                    self.l1.insert(key.to_string(), v.clone()).await;
+                    Some(v)
+                }
+                Err(_) => {
+                    self.count("l2", "miss", &self.counters.l2_misses);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Stores a value in both layers.
+    pub async fn set(&self, key: &str, value: V) {
+        if let Some(l2) = &self.l2
+            && let Ok(bytes) = serde_json::to_vec(&value)
+        {
+            let redis_key = self.l2_key(key);
+            let ttl = self.ttl.as_secs().max(1);
+            if l2
+                .run("cache_set", |mut c| async move {
+                    c.set_ex::<_, _, ()>(redis_key, bytes, ttl).await
+                })
+                .await
+                .is_none()
+            {
+                self.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.l1.insert(key.to_string(), value).await;
+    }
+
+    /// Drops a key from both layers (after the underlying data changed).
+    pub async fn invalidate(&self, key: &str) {
+        self.l1.invalidate(key).await;
+        if let Some(l2) = &self.l2 {
+            let redis_key = self.l2_key(key);
+            if l2
+                .run("cache_del", |mut c| async move { c.del::<_, ()>(redis_key).await })
+                .await
+                .is_none()
+            {
+                self.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The cached value, or the loader's answer (then cached). Loader errors are not cached.
+    pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(v) = self.get(key).await {
+            return Ok(v);
+        }
+        self.count("loader", "load", &self.counters.loads);
+        let v = load().await?;
+        self.set(key, v.clone()).await;
+        Ok(v)
+    }
+}
+
+/// Anything whose stats the registry can report.
+trait StatsSource: Send + Sync {
+    fn stats(&self) -> CacheStats;
+}
+
+impl<V> StatsSource for Cache<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            name: self.name.to_string(),
+            l1_hits: c.l1_hits.load(Ordering::Relaxed),
+            l1_misses: c.l1_misses.load(Ordering::Relaxed),
+            l1_size: self.l1.entry_count(),
+            l2_hits: c.l2_hits.load(Ordering::Relaxed),
+            l2_misses: c.l2_misses.load(Ordering::Relaxed),
+            l2_errors: c.l2_errors.load(Ordering::Relaxed),
+            l2_enabled: self.l2.is_some(),
+            loads: c.loads.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every cache of a process, for `/internal/cache-stats`.
+#[derive(Clone, Default)]
+pub struct CacheRegistry {
+    caches: Arc<Mutex<Vec<Box<dyn StatsSource>>>>,
+}
+
+impl CacheRegistry {
+    fn register(&self, cache: Box<dyn StatsSource>) {
+        if let Ok(mut caches) = self.caches.lock() {
+            caches.push(cache);
+        }
+    }
+
+    /// Stats of every registered cache.
+    pub fn stats(&self) -> Vec<CacheStats> {
+        self.caches
+            .lock()
+            .map(|c| c.iter().map(|s| s.stats()).collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,309 @@
+//! Typed configuration from `PORTICO_*` environment variables.
+//!
+//! Every process reads its settings once at start through [`Vars`]; a bad value stops the
+//! process with a message naming the variable. Secrets are wrapped in [`Secret`] so they
+//! never reach a log line.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+/// A configuration value that failed to parse, naming its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Reads variables from the process environment or, in tests, from a map.
+#[derive(Clone, Debug, Default)]
+pub struct Vars {
+    overrides: Option<HashMap<String, String>>,
+}
+
+impl Vars {
+    /// The process environment.
+    pub fn from_env() -> Self {
+        Vars { overrides: None }
+    }
+
+    /// A fixed set of variables (tests, embedded stacks); the environment is not read.
+    pub fn from_map<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Vars {
+            overrides: Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+        }
+    }
+
+    /// Adds or replaces one variable (turns an environment reader into a map reader seeded from it).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let map = self.overrides.get_or_insert_with(|| std::env::vars().collect());
+        map.insert(key.into(), value.into());
+        self
+    }
+
+    /// The raw value, if set and not empty.
+    pub fn raw(&self, var: &str) -> Option<String> {
+        let value = match &self.overrides {
+            Some(map) => map.get(var).cloned(),
+            None => std::env::var(var).ok(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// A parsed value, or `default` when unset.
+    pub fn get<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(var) {
+            Some(raw) => parse(var, &raw),
+            None => Ok(default),
+        }
+    }
+
+    /// A parsed value, or `None` when unset.
+    pub fn opt<T>(&self, var: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.raw(var).map(|raw| parse(var, &raw)).transpose()
+    }
+
+    /// A string, or `default`.
+    pub fn string(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_string())
+    }
+
+    /// A boolean (`true/false/1/0/yes/no/on/off`), or `default`.
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(err(var, format!("`{v}` is not a boolean (use true or false)"))),
+            },
+        }
+    }
+
+    /// A duration in whole seconds, or `default`.
+    pub fn secs(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+        Ok(self.opt::<u64>(var)?.map(Duration::from_secs).unwrap_or(default))
+    }
+
+    /// A duration in milliseconds, or `default`.
+    pub fn millis(&self, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+        Ok(self.opt::<u64>(var)?.map(Duration::from_millis).unwrap_or(default))
+    }
+
+    /// A comma-separated list (empty items dropped).
+    pub fn list(&self, var: &str) -> Vec<String> {
+        self.raw(var)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A positive integer, or `default`.
+    pub fn positive(&self, var: &str, default: u32) -> Result<u32, ConfigError> {
+        let value = self.get(var, default)?;
+        if value == 0 {
+            return Err(err(var, "must be greater than 0"));
+        }
+        Ok(value)
+    }
+}
+
+fn parse<T>(var: &str, raw: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    raw.trim()
+        .parse()
+        .map_err(|e| err(var, format!("`{raw}` is invalid: {e}")))
+}
+
+fn err(var: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Where the process runs: the embedded developer stack or production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// Embedded defaults: SQLite, in-memory cache, demo data, development secrets allowed.
+    Dev,
+    /// No demo data and no development secrets.
+    Production,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (default; what log pipelines want).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// The development internal token; refused when `PORTICO_ENV=production`.
+pub const DEV_INTERNAL_TOKEN: &str = "portico-dev-internal-token";
+
+/// Settings every Portico process shares.
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// `PORTICO_ENV`: `dev` (default) or `production`.
+    pub environment: Environment,
+    /// `PORTICO_DATA_DIR` (default `./data`): SQLite files, mail, media.
+    pub data_dir: PathBuf,
+    /// `PORTICO_REDIS_URL`: shared cache and rate-limit state; in-memory when unset.
+    pub redis_url: Option<Secret<String>>,
+    /// `PORTICO_INTERNAL_TOKEN`: the token the gateway presents to services.
+    pub internal_token: Secret<String>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector for traces; none when unset.
+    pub otlp_endpoint: Option<String>,
+    /// `PORTICO_LOG` (default `info`): an env-filter directive.
+    pub log_filter: String,
+    /// `PORTICO_LOG_FORMAT`: `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// `PORTICO_CACHE_L1_TTL_MS` (default 2000): how long a process trusts its in-memory copy.
+    pub cache_l1_ttl: Duration,
+    /// `PORTICO_CACHE_TTL_SECS` (default 300): lifetime of shared cache entries.
+    pub cache_ttl: Duration,
+    /// `PORTICO_SHUTDOWN_GRACE_SECS` (default 20): drain time for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl CommonConfig {
+    /// Reads the shared settings.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let environment = match vars.string("PORTICO_ENV", "dev").to_ascii_lowercase().as_str() {
+            "dev" | "development" => Environment::Dev,
+            "prod" | "production" => Environment::Production,
+            other => return Err(err("PORTICO_ENV", format!("`{other}` is not dev or production"))),
+        };
+        let internal_token = match (vars.raw("PORTICO_INTERNAL_TOKEN"), environment) {
+            (Some(token), _) if token.len() < 16 => {
+                return Err(err("PORTICO_INTERNAL_TOKEN", "must be at least 16 characters"));
+            }
+            (Some(token), Environment::Production) if token == DEV_INTERNAL_TOKEN => {
+                return Err(err(
+                    "PORTICO_INTERNAL_TOKEN",
+                    "the development token is refused in production",
+                ));
+            }
+            (Some(token), _) => token,
+            (None, Environment::Dev) => DEV_INTERNAL_TOKEN.to_string(),
+            (None, Environment::Production) => {
+                return Err(err("PORTICO_INTERNAL_TOKEN", "required when PORTICO_ENV=production"));
+            }
+        };
+        let log_format = match vars.string("PORTICO_LOG_FORMAT", "json").to_ascii_lowercase().as_str() {
+            "json" => LogFormat::Json,
+            "pretty" | "text" => LogFormat::Pretty,
+            other => return Err(err("PORTICO_LOG_FORMAT", format!("`{other}` is not json or pretty"))),
+        };
+        Ok(CommonConfig {
+            environment,
+            data_dir: PathBuf::from(vars.string("PORTICO_DATA_DIR", "./data")),
+            redis_url: vars.raw("PORTICO_REDIS_URL").map(Secret::new),
+            internal_token: Secret::new(internal_token),
+            otlp_endpoint: vars.raw("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            log_filter: vars.string("PORTICO_LOG", "info"),
+            log_format,
+            cache_l1_ttl: vars.millis("PORTICO_CACHE_L1_TTL_MS", Duration::from_secs(2))?,
+            cache_ttl: vars.secs("PORTICO_CACHE_TTL_SECS", Duration::from_secs(300))?,
+            shutdown_grace: vars.secs("PORTICO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
+        })
+    }
+
+    /// The database URL of one service: `PORTICO_<NAME>_DATABASE_URL`, else a SQLite file in the data dir.
+    pub fn database_url(&self, vars: &Vars, service: &str) -> String {
+        let var = format!("PORTICO_{}_DATABASE_URL", service.to_ascii_uppercase());
+        vars.raw(&var)
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(format!("{service}.db")).display()))
+    }
+}
+
+/// A listen address from `var`, or `default`.
+pub fn listen_addr(vars: &Vars, var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
+    parse(var, &vars.string(var, default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let vars = Vars::from_map([("PORTICO_CACHE_TTL_SECS", "soon")]);
+        let e = CommonConfig::from_vars(&vars).err().map(|e| e.var);
+        assert_eq!(e.as_deref(), Some("PORTICO_CACHE_TTL_SECS"));
+    }
+
+    #[test]
+    fn production_requires_a_real_internal_token() {
+        let vars = Vars::from_map([("PORTICO_ENV", "production")]);
+        assert_eq!(
+            CommonConfig::from_vars(&vars).err().map(|e| e.var).as_deref(),
+            Some("PORTICO_INTERNAL_TOKEN")
+        );
+        let vars = Vars::from_map([
+            ("PORTICO_ENV", "production"),
+            ("PORTICO_INTERNAL_TOKEN", DEV_INTERNAL_TOKEN),
+        ]);
+        assert!(CommonConfig::from_vars(&vars).is_err());
+    }
+
+    #[test]
+    fn defaults_run_the_embedded_stack() -> Result<(), ConfigError> {
+        let c = CommonConfig::from_vars(&Vars::from_map::<[(&str, &str); 0], _, _>([]))?;
+        assert_eq!(c.environment, Environment::Dev);
+        assert!(c.redis_url.is_none());
+        assert_eq!(c.database_url(&Vars::default(), "beta"), "sqlite://./data/beta.db");
+        Ok(())
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

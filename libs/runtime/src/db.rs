@@ -1,0 +1,342 @@
+//! The database: PostgreSQL in production, SQLite as the embedded default, chosen by URL.
+//!
+//! Services write diesel queries once against [`DbConnection`] (a diesel `MultiConnection`)
+//! and run them through [`Db::run`] or [`Db::write`]; which backend answers is decided by the
+//! URL at start. Migrations are embedded per backend and run when the pool opens.
+
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_sync::SyncWrapper;
+use diesel::{
+    Connection, PgConnection, RunQueryDsl, SqliteConnection,
+    connection::{AnsiTransactionManager, SimpleConnection, TransactionManager},
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+/// One connection to either backend; diesel queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL (production).
+    Postgresql(PgConnection),
+    /// SQLite (embedded default).
+    Sqlite(SqliteConnection),
+}
+
+/// Which database answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Backend {
+    /// Lower-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A service's embedded migrations, one set per backend (build it as a `const`).
+pub struct Migrations {
+    /// `migrations/postgres`.
+    pub postgres: EmbeddedMigrations,
+    /// `migrations/sqlite`.
+    pub sqlite: EmbeddedMigrations,
+}
+
+/// Failures of the database layer itself (queries report `diesel::result::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("unsupported database url (use postgres://… or sqlite://…)")]
+    UnsupportedUrl,
+    /// A connection could not be opened.
+    #[error("cannot connect to the {backend} database: {message}")]
+    Connect {
+        /// Which backend.
+        backend: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// No connection became free in time.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// Migrations failed.
+    #[error("database migrations: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database query: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// The closure panicked on the blocking thread.
+    #[error("database task panicked")]
+    Panicked,
+}
+
+impl DbError {
+    /// Whether a query failed on a unique constraint (a concurrent insert of the same key).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+enum Target {
+    Postgres(String),
+    Sqlite(String),
+}
+
+fn parse_url(url: &str) -> Result<Target, DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Target::Postgres(url.to_string()))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Target::Sqlite(path.to_string()))
+    } else if url == "sqlite::memory:" {
+        Ok(Target::Sqlite(":memory:".to_string()))
+    } else {
+        Err(DbError::UnsupportedUrl)
+    }
+}
+
+/// Opens connections of the right backend; SQLite ones get the pragmas that make concurrent
+/// use safe (WAL, a busy timeout so writers queue instead of failing, foreign keys).
+struct Manager {
+    target: Target,
+}
+
+impl Manager {
+    fn establish(&self) -> Result<DbConnection, DbError> {
+        match &self.target {
+            Target::Postgres(url) => {
+                PgConnection::establish(url)
+                    .map(DbConnection::Postgresql)
+                    .map_err(|e| DbError::Connect {
+                        backend: "postgres",
+                        message: e.to_string(),
+                    })
+            }
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path).map_err(|e| DbError::Connect {
+                    backend: "sqlite",
+                    message: e.to_string(),
+                })?;
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| DbError::Connect {
+                    backend: "sqlite",
+                    message: e.to_string(),
+                })?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl managed::Manager for Manager {
+    type Type = SyncWrapper<DbConnection>;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<Self::Type, DbError> {
+        let target = match &self.target {
+            Target::Postgres(u) => Target::Postgres(u.clone()),
+            Target::Sqlite(p) => Target::Sqlite(p.clone()),
+        };
+        SyncWrapper::new(deadpool::Runtime::Tokio1, move || Manager { target }.establish()).await
+    }
+
+    async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<DbError> {
+        if conn.is_mutex_poisoned() {
+            return Err(RecycleError::message("connection mutex poisoned"));
+        }
+        let healthy = conn
+            .interact(|c| {
+                !<DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(c)
+                    && c.batch_execute("SELECT 1").is_ok()
+            })
+            .await
+            .unwrap_or(false);
+        if healthy {
+            Ok(())
+        } else {
+            Err(RecycleError::message("connection unhealthy"))
+        }
+    }
+}
+
+/// A pool of connections to one service's database.
+#[derive(Clone)]
+pub struct Db {
+    pool: managed::Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish()
+    }
+}
+
+/// Pool usage, for metrics and health.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Connections idle.
+    pub available: usize,
+    /// Maximum connections.
+    pub max_size: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+impl Db {
+    /// Opens a pool for `url` and brings the schema up to date.
+    pub async fn connect(url: &str, migrations: Migrations, max_size: usize) -> Result<Db, DbError> {
+        let target = parse_url(url)?;
+        let backend = match target {
+            Target::Postgres(_) => Backend::Postgres,
+            Target::Sqlite(ref path) => {
+                if let Some(dir) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
+                        backend: "sqlite",
+                        message: e.to_string(),
+                    })?;
+                }
+                Backend::Sqlite
+            }
+        };
+        let pool = managed::Pool::builder(Manager { target })
+            .max_size(max_size.max(1))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Pool(e.to_string()))?;
+        let db = Db { pool, backend };
+        db.run(move |conn| run_migrations(conn, migrations)).await?;
+        tracing::info!(backend = backend.as_str(), "database ready");
+        Ok(db)
+    }
+
+    /// Which backend answers.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let started = Instant::now();
+        let conn = self.pool.get().await.map_err(|e| E::from(pool_error(e)))?;
+        metrics::histogram!("portico_db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
+        conn.interact(f).await.map_err(|_| E::from(DbError::Panicked))?
+    }
+
+    /// Runs `f` in a write transaction. On SQLite the transaction takes the write lock up
+    /// front (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout instead of
+    /// failing when a read lock cannot be upgraded.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.run(move |conn| write_transaction(conn, f)).await
+    }
+
+    /// Pool usage now.
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            size: s.size,
+            available: s.available,
+            max_size: s.max_size,
+            waiting: s.waiting,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+    }
+
+    /// Closes the pool: idle connections are dropped, new `run` calls fail.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+fn pool_error(e: managed::PoolError<DbError>) -> DbError {
+    match e {
+        managed::PoolError::Backend(e) => e,
+        other => DbError::Pool(other.to_string()),
+    }
+}
+
+fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(f),
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => {
+                    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+fn run_migrations(conn: &mut DbConnection, migrations: Migrations) -> Result<(), DbError> {
+    let applied = match conn {
+        DbConnection::Postgresql(c) => c.run_pending_migrations(migrations.postgres).map(|v| v.len()),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(migrations.sqlite).map(|v| v.len()),
+    }
+    .map_err(|e| DbError::Migration(e.to_string()))?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch: every timestamp column stores this, on both backends.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Counts rows of a query result with the right integer type on both backends.
+pub fn count_rows<Q>(query: Q, conn: &mut DbConnection) -> Result<i64, diesel::result::Error>
+where
+    Q: RunQueryDsl<DbConnection> + diesel::query_dsl::LoadQuery<'static, DbConnection, i64>,
+{
+    query.get_result(conn)
+}

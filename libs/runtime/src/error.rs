@@ -1,0 +1,217 @@
+//! The public error catalogue: one stable code per failure, mapped once to HTTP and once to gRPC.
+//!
+//! Services answer a [`Problem`]; it travels over gRPC as a `tonic::Status` whose metadata
+//! carries the catalogue code and whose details carry JSON, so the gateway can rebuild the
+//! same problem and answer the same code on the public API.
+
+use serde_json::Value;
+use tonic::{Code, Status, metadata::MetadataValue};
+
+/// gRPC metadata key that carries the catalogue code of an error.
+pub const ERROR_CODE_METADATA: &str = "x-portico-error-code";
+
+macro_rules! catalogue {
+    ($($variant:ident => $code:literal, $http:literal, $grpc:ident, $doc:literal;)*) => {
+        /// Every error code a client can see. Codes are stable: clients match on them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// All codes, for documentation.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The SNAKE_CASE code clients see.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// HTTP status answered on the public API.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $http,)* }
+            }
+
+            /// gRPC status code used between processes.
+            pub fn grpc_code(self) -> Code {
+                match self { $(ErrorCode::$variant => Code::$grpc,)* }
+            }
+
+            /// What the code means, for the catalogue in the docs.
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc,)* }
+            }
+
+            /// Looks a code up by its string form.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+catalogue! {
+    ValidationError => "VALIDATION_ERROR", 400, InvalidArgument, "The request is malformed; `details` names every bad field.";
+    InvalidJson => "INVALID_JSON", 400, InvalidArgument, "The body is not valid JSON.";
+    Unauthorized => "UNAUTHORIZED", 401, Unauthenticated, "No credentials were given.";
+    InvalidCredentials => "INVALID_CREDENTIALS", 401, Unauthenticated, "Email or password is wrong.";
+    InvalidToken => "INVALID_TOKEN", 401, Unauthenticated, "The access token or API key is invalid, revoked or for an unknown user.";
+    TokenExpired => "TOKEN_EXPIRED", 401, Unauthenticated, "The access token has expired; refresh it.";
+    RefreshTokenReused => "REFRESH_TOKEN_REUSED", 401, Unauthenticated, "A used refresh token was replayed; the whole session family is revoked.";
+    Forbidden => "FORBIDDEN", 403, PermissionDenied, "The caller may not do this.";
+    NotFound => "NOT_FOUND", 404, NotFound, "No such resource (or not yours).";
+    MethodNotAllowed => "METHOD_NOT_ALLOWED", 405, Unimplemented, "The path exists but not with this method.";
+    Conflict => "CONFLICT", 409, AlreadyExists, "The resource already exists or changed meanwhile.";
+    EmailTaken => "EMAIL_TAKEN", 409, AlreadyExists, "An account with this email exists.";
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413, InvalidArgument, "The body is over the size cap.";
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", 415, InvalidArgument, "The Content-Type is not accepted here.";
+    RateLimited => "RATE_LIMITED", 429, ResourceExhausted, "Too many requests for the caller's plan; see Retry-After.";
+    QuotaExceeded => "QUOTA_EXCEEDED", 429, ResourceExhausted, "The plan's quota for this work is spent; see Retry-After.";
+    InviteNotFound => "INVITE_NOT_FOUND", 404, NotFound, "No invitation code by that name.";
+    InviteExpired => "INVITE_EXPIRED", 410, FailedPrecondition, "The invitation code has expired.";
+    InviteInactive => "INVITE_INACTIVE", 410, FailedPrecondition, "The invitation code was deactivated.";
+    InviteExhausted => "INVITE_EXHAUSTED", 409, ResourceExhausted, "The invitation code has no uses left.";
+    ServiceUnavailable => "SERVICE_UNAVAILABLE", 503, Unavailable, "A service this request needs is unreachable; retry later.";
+    Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";
+    Internal => "INTERNAL_ERROR", 500, Internal, "Something failed on our side; the request id identifies it in our logs.";
+}
+
+/// A failure as clients see it: a catalogue code, a human message and optional details.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The catalogue code.
+    pub code: ErrorCode,
+    /// A message safe to show to the caller.
+    pub message: String,
+    /// Structured details, e.g. `{"fields": {"email": "must be an email address"}}`.
+    pub details: Option<Value>,
+}
+
+impl Problem {
+    /// A problem with a message and no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Adds structured details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A validation problem naming each bad field with what is wrong with it.
+    pub fn validation<I, K, V>(fields: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let fields: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.into(), Value::String(v.into())))
+            .collect();
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let message = format!("invalid fields: {}", names.join(", "));
+        Problem::new(ErrorCode::ValidationError, message).with_details(serde_json::json!({ "fields": fields }))
+    }
+
+    /// An internal failure: the cause is logged here and never shown to the caller.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Problem::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// Converts to a gRPC status carrying the code in metadata and the details as JSON.
+    pub fn into_status(self) -> Status {
+        let details = self.details.map(|d| d.to_string().into_bytes()).unwrap_or_default();
+        let mut status = Status::with_details(self.code.grpc_code(), self.message, details.into());
+        status
+            .metadata_mut()
+            .insert(ERROR_CODE_METADATA, MetadataValue::from_static(self.code.as_str()));
+        status
+    }
+
+    /// Rebuilds a problem from a gRPC status. Statuses without a catalogue code (transport
+    /// failures, panics in a service) become 503/504/500 without leaking their text.
+    pub fn from_status(status: &Status) -> Self {
+        let code = status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ErrorCode::parse);
+        match code {
+            Some(code) => {
+                let details = if status.details().is_empty() {
+                    None
+                } else {
+                    serde_json::from_slice(status.details()).ok()
+                };
+                Problem {
+                    code,
+                    message: status.message().to_string(),
+                    details,
+                }
+            }
+            None => match status.code() {
+                Code::Unavailable | Code::Cancelled => {
+                    tracing::warn!(status = %status, "service unavailable");
+                    Problem::new(ErrorCode::ServiceUnavailable, "service unavailable")
+                }
+                Code::DeadlineExceeded => {
+                    tracing::warn!(status = %status, "service timed out");
+                    Problem::new(ErrorCode::Timeout, "service timed out")
+                }
+                _ => Problem::internal(status),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl From<Problem> for Status {
+    fn from(p: Problem) -> Status {
+        p.into_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_string() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+    }
+
+    #[test]
+    fn problem_survives_a_grpc_hop_with_details() {
+        let p = Problem::validation([("email", "must be an email address")]);
+        let back = Problem::from_status(&p.clone().into_status());
+        assert_eq!(back, p);
+        assert_eq!(back.code.http_status(), 400);
+    }
+
+    #[test]
+    fn transport_failures_do_not_leak_text() {
+        let s = Status::unavailable("tcp connect error 10.0.0.3:50051");
+        let p = Problem::from_status(&s);
+        assert_eq!(p.code, ErrorCode::ServiceUnavailable);
+        assert!(!p.message.contains("10.0.0.3"));
+        let p = Problem::from_status(&Status::internal("panicked at src/store.rs:42"));
+        assert_eq!(p.code, ErrorCode::Internal);
+        assert!(!p.message.contains("store.rs"));
+    }
+}

@@ -1,0 +1,303 @@
+//! gRPC plumbing shared by the gateway (client side) and every service (server side).
+//!
+//! - Services accept calls only with the internal token the gateway sends.
+//! - Each call carries `x-request-id` and W3C `traceparent` in metadata, so one request is one
+//!   trace and one id across every hop.
+//! - Every service serves `grpc.health.v1`, reflection and the Ops introspection service.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use portico_proto::ops::v1::{
+    self as ops,
+    ops_server::{Ops, OpsServer},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Request, Response, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+    service::{Interceptor, Routes},
+    transport::{Channel, Endpoint, Server},
+};
+use tracing::Instrument;
+
+use crate::{cache::CacheRegistry, error::Problem, telemetry};
+
+/// Metadata key of the internal token.
+pub const INTERNAL_TOKEN_METADATA: &str = "x-portico-internal-token";
+/// Metadata key of the request id.
+pub const REQUEST_ID_METADATA: &str = "x-request-id";
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Server-side interceptor: refuses calls without the internal token.
+#[derive(Clone)]
+pub struct RequireInternalToken {
+    token: Arc<str>,
+}
+
+impl RequireInternalToken {
+    /// Accepts calls presenting `token`.
+    pub fn new(token: &str) -> Self {
+        RequireInternalToken {
+            token: Arc::from(token),
+        }
+    }
+}
+
+impl Interceptor for RequireInternalToken {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let presented = request.metadata().get(INTERNAL_TOKEN_METADATA).map(|v| v.as_bytes());
+        match presented {
+            Some(p) if constant_time_eq(p, self.token.as_bytes()) => Ok(request),
+            _ => Err(Status::unauthenticated("missing or wrong internal token")),
+        }
+    }
+}
+
+/// Client-side interceptor: presents the internal token on every call.
+#[derive(Clone)]
+pub struct PresentInternalToken {
+    token: AsciiMetadataValue,
+}
+
+impl PresentInternalToken {
+    /// Presents `token`; fails if it is not valid metadata (non-ASCII).
+    pub fn new(token: &str) -> Result<Self, String> {
+        let token = token
+            .parse()
+            .map_err(|_| "PORTICO_INTERNAL_TOKEN must be ASCII".to_string())?;
+        Ok(PresentInternalToken { token })
+    }
+}
+
+impl Interceptor for PresentInternalToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert(INTERNAL_TOKEN_METADATA, self.token.clone());
+        Ok(request)
+    }
+}
+
+/// A lazily connected channel to a service at `url` (`http://host:port`).
+pub fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("{url}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .http2_adaptive_window(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Wraps a message for an outgoing call: request id and trace context of the current span.
+pub fn outgoing<T>(message: T, request_id: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let md = request.metadata_mut();
+    if let Ok(v) = request_id.parse() {
+        md.insert(REQUEST_ID_METADATA, v);
+    }
+    for (key, value) in telemetry::inject(&tracing::Span::current()) {
+        if let Ok(v) = value.parse() {
+            md.insert(key, v);
+        }
+    }
+    request
+}
+
+fn metadata_str<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
+    md.get(key).and_then(|v| v.to_str().ok())
+}
+
+/// Runs one RPC inside a span joined to the caller's trace, records its latency and outcome,
+/// and turns a [`Problem`] into a status carrying the catalogue code.
+pub async fn handle<Req, Resp, F, Fut>(
+    service: &'static str,
+    method: &'static str,
+    request: Request<Req>,
+    f: F,
+) -> Result<Response<Resp>, Status>
+where
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Result<Resp, Problem>>,
+{
+    let started = Instant::now();
+    let md = request.metadata();
+    let request_id = metadata_str(md, REQUEST_ID_METADATA).unwrap_or("").to_string();
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %format!("{service}/{method}"),
+        rpc.service = service,
+        rpc.method = method,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    let carrier = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| metadata_str(md, k).map(|v| (k, v)));
+    telemetry::set_parent_from(&span, carrier);
+    span.record("trace_id", telemetry::trace_id(&span));
+    let message = request.into_inner();
+    let result = f(message).instrument(span.clone()).await;
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(p) => p.code.as_str(),
+    };
+    metrics::histogram!("portico_grpc_server_duration_seconds", "service" => service, "method" => method, "code" => code)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => Ok(Response::new(resp)),
+        Err(problem) => {
+            span.in_scope(|| {
+                if problem.code.http_status() >= 500 {
+                    tracing::error!(code, message = %problem.message, "rpc failed");
+                } else {
+                    tracing::debug!(code, message = %problem.message, "rpc refused");
+                }
+            });
+            Err(problem.into_status())
+        }
+    }
+}
+
+/// A health probe a service reports in its Ops info (its database, its cache...).
+pub type Probe = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What a service reports about itself over the Ops service.
+#[derive(Clone)]
+pub struct OpsInfo {
+    /// Service name.
+    pub service: &'static str,
+    /// Its caches.
+    pub caches: CacheRegistry,
+    /// Named dependency probes.
+    pub probes: Vec<(&'static str, Probe)>,
+    started_at_ms: i64,
+}
+
+impl OpsInfo {
+    /// Info for `service`, started now.
+    pub fn new(service: &'static str, caches: CacheRegistry) -> Self {
+        OpsInfo {
+            service,
+            caches,
+            probes: Vec::new(),
+            started_at_ms: crate::db::now_ms(),
+        }
+    }
+
+    /// Adds a dependency probe.
+    pub fn probe(mut self, name: &'static str, probe: Probe) -> Self {
+        self.probes.push((name, probe));
+        self
+    }
+}
+
+#[tonic::async_trait]
+impl Ops for OpsInfo {
+    async fn info(&self, _: Request<ops::InfoRequest>) -> Result<Response<ops::InfoResponse>, Status> {
+        let mut dependencies = Vec::with_capacity(self.probes.len());
+        for (name, probe) in &self.probes {
+            let started = Instant::now();
+            let outcome = tokio::time::timeout(Duration::from_secs(2), probe()).await;
+            let (healthy, detail) = match outcome {
+                Ok(Ok(())) => (true, String::new()),
+                Ok(Err(e)) => (false, e),
+                Err(_) => (false, "timed out".to_string()),
+            };
+            dependencies.push(ops::Dependency {
+                name: (*name).to_string(),
+                healthy,
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                detail,
+            });
+        }
+        let caches = self
+            .caches
+            .stats()
+            .into_iter()
+            .map(|c| ops::CacheStats {
+                name: c.name,
+                l1_hits: c.l1_hits,
+                l1_misses: c.l1_misses,
+                l1_size: c.l1_size,
+                l2_hits: c.l2_hits,
+                l2_misses: c.l2_misses,
+                l2_errors: c.l2_errors,
+                l2_enabled: c.l2_enabled,
+                loads: c.loads,
+            })
+            .collect();
+        Ok(Response::new(ops::InfoResponse {
+            service: self.service.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at_ms: self.started_at_ms,
+            dependencies,
+            caches,
+        }))
+    }
+}
+
+/// Serves a service's routes plus health, reflection and Ops on `listener` until `shutdown`,
+/// then drains in-flight calls. `name` is the fully qualified gRPC service name for health.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_name: &'static str,
+    ops: OpsInfo,
+    token: &str,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(service_name, tonic_health::ServingStatus::Serving)
+        .await;
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(portico_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| e.to_string())?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(OpsServer::with_interceptor(ops, RequireInternalToken::new(token)));
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(service = service_name, addr = ?local, "grpc server listening");
+    let incoming = tokio_stream_listener(listener);
+    let drain = shutdown.clone();
+    Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async move {
+            drain.cancelled().await;
+            health_reporter
+                .set_service_status(service_name, tonic_health::ServingStatus::NotServing)
+                .await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn tokio_stream_listener(
+    listener: TcpListener,
+) -> impl futures_util::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    futures_util::stream::unfold(listener, |listener| async move {
+        let next = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((next, listener))
+    })
+}

@@ -1,0 +1,14 @@
+//! The runtime every Portico process shares: typed config, telemetry, metrics, the database,
+//! the two-layer cache, gRPC plumbing, the error catalogue and graceful shutdown.
+
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{ErrorCode, Problem};
