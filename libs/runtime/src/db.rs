@@ -180,6 +180,9 @@ impl managed::Manager for Manager {
 pub struct Db {
     pool: managed::Pool<Manager>,
     backend: Backend,
+    /// SQLite admits one writer at a time; queueing writers here instead of in SQLite's busy
+    /// handler (which sleeps and retries) keeps write latency flat under contention.
+    write_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -227,7 +230,12 @@ impl Db {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::Pool(e.to_string()))?;
-        let db = Db { pool, backend };
+        let write_lock = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let db = Db {
+            pool,
+            backend,
+            write_lock,
+        };
         db.run(move |conn| run_migrations(conn, migrations)).await?;
         tracing::info!(backend = backend.as_str(), "database ready");
         Ok(db)
@@ -260,6 +268,10 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + From<diesel::result::Error> + Send + 'static,
     {
+        let _turn = match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         self.run(move |conn| write_transaction(conn, f)).await
     }
 
