@@ -169,12 +169,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .route("/internal/cache-stats", web::get().to(routes::ops::cache_stats))
             .route("/api-docs", web::get().to(routes::ops::docs_redirect))
             .service(
-                web::scope("/api-docs")
-                    .wrap(DefaultHeaders::new().add((
-                        header::CONTENT_SECURITY_POLICY,
-                        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-                    )))
-                    .service(utoipa_swagger_ui::SwaggerUi::new("/{_:.*}").external_url_unchecked("/openapi.json", openapi)),
+                utoipa_swagger_ui::SwaggerUi::new("/api-docs/{_:.*}").external_url_unchecked("/openapi.json", openapi),
             )
             .service(web::scope("/v1").configure(routes::configure_api))
             .service(web::scope("/api").configure(routes::configure_api))

@@ -22,6 +22,10 @@ use crate::{
     ratelimit::{Decision, Quota},
 };
 
+/// The docs page runs Swagger UI from the binary: scripts and styles from this origin only.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+                        img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
 /// The authenticated caller, if any (in request extensions).
 #[derive(Clone, Debug)]
 pub struct Caller(pub Option<Principal>);
@@ -144,6 +148,9 @@ pub async fn pipeline(
         }
         if let Some(d) = rate {
             insert_rate_headers(headers, d, tier_name);
+        }
+        if path.starts_with("/api-docs/") {
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
         }
         if legacy && let Some(state) = &state {
             insert_deprecation(headers, state, &path);

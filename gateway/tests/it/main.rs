@@ -1,0 +1,11 @@
+//! The real gateway in front of the real beta service, driven over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod beta;
+mod input;
+mod ops;
+mod ratelimit;
+mod support;
+mod tokens;

@@ -1,0 +1,240 @@
+//! Gateway-owned endpoints and the conventions every response follows.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{Options, Stack, reply};
+
+#[tokio::test]
+async fn health_readiness_and_details_report_every_dependency() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    assert_eq!(s.get("/health", None).await.data()["status"], "ok");
+    assert_eq!(s.get("/live", None).await.status, StatusCode::OK);
+    let ready = s.get("/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
+    assert_eq!(ready.data()["checks"]["beta"], "up");
+    let detailed = s.get("/health/detailed", None).await;
+    let deps = detailed.data()["dependencies"].as_array().unwrap().clone();
+    let beta = deps.iter().find(|d| d["name"] == "beta").unwrap();
+    assert_eq!(beta["status"], "up");
+    assert_eq!(beta["detail"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(beta["latencyMs"].as_f64().unwrap() >= 0.0);
+    assert!(deps.iter().any(|d| d["name"].as_str().unwrap().starts_with("database")));
+}
+
+#[tokio::test]
+async fn readiness_fails_when_a_service_is_unreachable() {
+    let port = portico_testkit::free_port();
+    let s = Stack::with(
+        Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_BETA_URL", format!("http://127.0.0.1:{port}")),
+    )
+    .await;
+    let ready = s.get("/ready", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.data()["checks"]["beta"], "down");
+    let (token, _, _) = s.signup("u@example.com").await;
+    let r = s.get("/v1/beta/user-access", Some(&token)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    assert!(
+        !r.body["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+        "5xx never leaks internals"
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_security_headers() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let res = s
+        .http
+        .get(s.url("/health"))
+        .header("x-request-id", "client-id-123")
+        .send()
+        .await
+        .unwrap();
+    let r = reply(res).await;
+    assert_eq!(r.header("x-request-id"), Some("client-id-123"));
+    assert_eq!(r.body["meta"]["requestId"], "client-id-123");
+    let res = s
+        .http
+        .get(s.url("/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await;
+    let r = reply(res.unwrap()).await;
+    let generated = r.header("x-request-id").unwrap();
+    assert!(
+        uuid::Uuid::parse_str(generated).is_ok(),
+        "malformed ids are replaced: {generated}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r.header("strict-transport-security").is_none(), "HSTS only on TLS");
+
+    let unknown = s.get("/v1/nothing-here", None).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"));
+    assert_eq!(unknown.body["success"], false);
+    let wrong_method = s.send(Method::DELETE, "/v1/beta/validate-invite", None, None).await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
+    );
+}
+
+#[tokio::test]
+async fn the_legacy_api_alias_answers_with_deprecation_headers() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let (token, _, _) = s.signup("legacy@example.com").await;
+    let r = s.get("/api/beta/user-access", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("deprecation").is_some_and(|v| v.starts_with('@')));
+    assert_eq!(r.header("sunset"), Some("Wed, 30 Jun 2027 00:00:00 GMT"));
+    assert_eq!(
+        r.header("link"),
+        Some("</v1/beta/user-access>; rel=\"successor-version\"")
+    );
+    let v1 = s.get("/v1/beta/user-access", Some(&token)).await;
+    assert!(v1.header("deprecation").is_none());
+    assert_eq!(v1.data(), r.data());
+}
+
+#[tokio::test]
+async fn large_responses_are_compressed_and_small_ones_are_not() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    for encoding in ["gzip", "br"] {
+        let res = s
+            .http
+            .get(s.url("/openapi.json"))
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.headers().get("content-encoding").and_then(|v| v.to_str().ok()),
+            Some(encoding)
+        );
+    }
+    let res = s
+        .http
+        .get(s.url("/health"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        res.headers().get("content-encoding").and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_the_docs_page_is_served() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let spec: serde_json::Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    for route in portico_gateway::routes::API_ROUTES {
+        let path = format!("/v1{}", route.path);
+        assert!(
+            spec["paths"][&path][route.method].is_object(),
+            "{} {path} undocumented",
+            route.method
+        );
+        assert_eq!(
+            spec["paths"][format!("/api{}", route.path)][route.method]["deprecated"],
+            true
+        );
+    }
+    let redirect = s.http.get(s.url("/api-docs")).send().await.unwrap();
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+    let page = s.http.get(s.url("/api-docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "the UI is served from the binary");
+    assert!(!html.contains("https://"), "no CDN");
+}
+
+#[tokio::test]
+async fn metrics_and_cache_stats_are_exposed() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let admin = s.admin().await;
+    s.get("/v1/auth/me", Some(&admin)).await;
+    s.get("/v1/beta/user-access", Some(&admin)).await;
+    s.get("/v1/beta/user-access", Some(&admin)).await;
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "portico_http_requests_total",
+        "portico_http_request_duration_seconds_bucket",
+        "portico_cache_requests_total",
+        "portico_db_pool_connections",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    let stats = s.get("/internal/cache-stats", Some(&admin)).await;
+    assert_eq!(stats.status, StatusCode::OK);
+    let processes = stats.data()["processes"].as_array().unwrap().clone();
+    let beta = processes.iter().find(|p| p["process"] == "beta").unwrap();
+    let membership = beta["caches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "beta.membership")
+        .unwrap();
+    assert!(membership["l1Hits"].as_u64().unwrap() >= 1, "{membership}");
+    assert!(processes.iter().any(|p| p["process"] == "gateway"));
+    assert_eq!(
+        s.get("/internal/cache-stats", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let s = Stack::with(
+        Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_CORS_ORIGINS", "https://app.example.com"),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(Method::OPTIONS, s.url("/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://app.example.com")
+    );
+    let evil = preflight("https://evil.example.com").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    let _ = json!({});
+}

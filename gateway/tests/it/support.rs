@@ -1,0 +1,218 @@
+//! A whole stack per test: beta service and gateway on ephemeral ports, fresh databases.
+
+use std::collections::HashMap;
+
+use portico_runtime::config::Vars;
+use portico_testkit::{Backend, TestDb};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-internal-token-0123456789";
+pub const ADMIN: &str = "admin@example.com";
+
+pub struct Stack {
+    pub gateways: Vec<portico_gateway::Running>,
+    _beta: portico_beta::Running,
+    pub http: reqwest::Client,
+    pub gateway_db: String,
+    stop: CancellationToken,
+    _dbs: Vec<TestDb>,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn fields(&self) -> Vec<String> {
+        self.body["error"]["details"]["fields"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub struct Options {
+    pub backend: Backend,
+    pub gateways: usize,
+    pub vars: Vec<(&'static str, String)>,
+    pub beta_vars: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    pub fn new(backend: Backend) -> Self {
+        Options {
+            backend,
+            gateways: 1,
+            vars: Vec::new(),
+            beta_vars: Vec::new(),
+        }
+    }
+    pub fn var(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.vars.push((k, v.into()));
+        self
+    }
+    pub fn beta_var(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.beta_vars.push((k, v.into()));
+        self
+    }
+    pub fn gateways(mut self, n: usize) -> Self {
+        self.gateways = n;
+        self
+    }
+}
+
+impl Stack {
+    pub async fn start(backend: Backend) -> Stack {
+        Stack::with(Options::new(backend)).await
+    }
+
+    pub async fn with(opts: Options) -> Stack {
+        let beta_db = TestDb::new(opts.backend, "gwbeta");
+        let gw_db = TestDb::new(opts.backend, "gateway");
+        let stop = CancellationToken::new();
+        let mut beta_vars: HashMap<&str, String> = HashMap::from([
+            ("PORTICO_BETA_DATABASE_URL", beta_db.url.clone()),
+            ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+            ("PORTICO_BETA_SEED_DEMO", "true".to_string()),
+        ]);
+        beta_vars.extend(opts.beta_vars.iter().cloned());
+        let config = portico_beta::BetaConfig::from_vars(&Vars::from_map(beta_vars)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let beta = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();
+        let mut gateways = Vec::new();
+        for _ in 0..opts.gateways {
+            let mut vars: HashMap<&str, String> = HashMap::from([
+                ("PORTICO_GATEWAY_DATABASE_URL", gw_db.url.clone()),
+                ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+                ("PORTICO_BETA_URL", format!("http://{}", beta.addr)),
+                ("PORTICO_ADMIN_EMAILS", ADMIN.to_string()),
+                ("PORTICO_HTTP_WORKERS", "2".to_string()),
+                // Generous limits unless a test sets its own.
+                ("PORTICO_RATE_ANON_PER_MIN", "100000".to_string()),
+                ("PORTICO_RATE_FREE_PER_MIN", "100000".to_string()),
+                ("PORTICO_RATE_PRO_PER_MIN", "100000".to_string()),
+                ("PORTICO_RATE_ENTERPRISE_PER_MIN", "100000".to_string()),
+            ]);
+            vars.extend(opts.vars.iter().cloned());
+            let config = portico_gateway::GatewayConfig::from_vars(&Vars::from_map(vars)).unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            gateways.push(portico_gateway::start_on(listener, config, stop.clone()).await.unwrap());
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let gateway_db = gw_db.url.clone();
+        Stack {
+            gateways,
+            _beta: beta,
+            http,
+            gateway_db,
+            stop,
+            _dbs: vec![beta_db, gw_db],
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.url_on(0, path)
+    }
+
+    pub fn url_on(&self, gateway: usize, path: &str) -> String {
+        format!("http://{}{path}", self.gateways[gateway].addr)
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.send_on(0, method, path, token, body).await
+    }
+
+    pub async fn send_on(
+        &self,
+        gw: usize,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, self.url_on(gw, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        reply(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Signs up `email` and returns (access token, refresh token, user id).
+    pub async fn signup(&self, email: &str) -> (String, String, String) {
+        let r = self
+            .post(
+                "/v1/auth/signup",
+                None,
+                json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let d = r.data();
+        (
+            d["accessToken"].as_str().unwrap().to_string(),
+            d["refreshToken"].as_str().unwrap().to_string(),
+            d["user"]["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn admin(&self) -> String {
+        self.signup(ADMIN).await.0
+    }
+}
+
+pub async fn reply(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Runs a test body once per configured database backend, each on a fresh stack.
+#[macro_export]
+macro_rules! each_backend {
+    ($name:ident, |$backend:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for $backend in portico_testkit::backends() {
+                let run = async { $body };
+                run.await;
+                eprintln!("{} passed on {:?}", stringify!($name), $backend);
+            }
+        }
+    };
+}

@@ -1,0 +1,129 @@
+//! Hostile and stale access tokens.
+
+use base64::Engine;
+use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+use portico_gateway::auth::crypto::{AccessClaims, KeyRing, SigningKey};
+use portico_runtime::db::DbConnection;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{each_backend, support::Stack};
+
+fn b64(v: &serde_json::Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// The gateway's active signing key, read from its database.
+fn active_key(db_url: &str) -> SigningKey {
+    use portico_gateway::auth::store::schema::signing_keys::dsl::*;
+    let mut conn = match db_url.strip_prefix("sqlite://") {
+        Some(path) => DbConnection::Sqlite(diesel::SqliteConnection::establish(path).unwrap()),
+        None => DbConnection::Postgresql(diesel::PgConnection::establish(db_url).unwrap()),
+    };
+    let (k, private, created): (String, String, i64) = signing_keys
+        .filter(retired_at.is_null())
+        .select((kid, private_key, created_at))
+        .first(&mut conn)
+        .unwrap();
+    SigningKey::from_pkcs8(k, &hex::decode(private).unwrap(), created).unwrap()
+}
+
+fn claims(sub: &str, sid: &str, exp_offset: i64) -> AccessClaims {
+    let now = chrono::Utc::now().timestamp();
+    AccessClaims {
+        sub: sub.into(),
+        jti: "t".into(),
+        iat: now - 100,
+        exp: now + exp_offset,
+        iss: "portico".into(),
+        aud: "portico-api".into(),
+        role: "admin".into(),
+        tier: "enterprise".into(),
+        sid: sid.into(),
+    }
+}
+
+each_backend!(forged_expired_and_stale_tokens_are_refused, |backend| {
+    let s = Stack::start(backend).await;
+    let (good, _, user_id) = s.signup("victim@example.com").await;
+    let payload = good.split('.').nth(1).unwrap().to_string();
+    let sid: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let sid = sid["sid"].as_str().unwrap().to_string();
+    let key = active_key(&s.gateway_db);
+
+    // alg none with the real kid.
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT", "kid": key.kid})),
+        payload
+    );
+    // Signed by a stranger's key that claims the real kid.
+    let stranger = SigningKey::from_pkcs8(key.kid.clone(), SigningKey::generate().unwrap().pkcs8_der(), 0).unwrap();
+    let stranger = KeyRing::new(stranger, vec![], "portico", "portico-api").unwrap();
+    let wrong_key = stranger.sign(&claims(&user_id, &sid, 600)).unwrap();
+    // Properly signed but expired.
+    let ring = KeyRing::new(key, vec![], "portico", "portico-api").unwrap();
+    let expired = ring.sign(&claims(&user_id, &sid, -60)).unwrap();
+    // A valid signature over a tampered payload.
+    let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+    parts[1] = b64(&json!(claims(&user_id, &sid, 600)));
+    let tampered = parts.join(".");
+
+    for (name, token, code) in [
+        ("alg none", none.as_str(), "INVALID_TOKEN"),
+        ("wrong key", wrong_key.as_str(), "INVALID_TOKEN"),
+        ("expired", expired.as_str(), "TOKEN_EXPIRED"),
+        ("tampered", tampered.as_str(), "INVALID_TOKEN"),
+        ("garbage", "not.a.jwt", "INVALID_TOKEN"),
+    ] {
+        let r = s.get("/v1/auth/me", Some(token)).await;
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, code), "{name}");
+    }
+    let basic = s
+        .http
+        .get(s.url("/v1/auth/me"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+
+    // A real token whose user was deleted.
+    assert_eq!(s.get("/v1/auth/me", Some(&good)).await.status, StatusCode::OK);
+    let del = s.send(Method::DELETE, "/v1/auth/me", Some(&good), None).await;
+    assert_eq!(del.status, StatusCode::OK);
+    let gone = s.get("/v1/auth/me", Some(&good)).await;
+    assert_eq!((gone.status, gone.code()), (StatusCode::UNAUTHORIZED, "INVALID_TOKEN"));
+});
+
+#[tokio::test]
+async fn jwks_publishes_the_signing_key() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let (token, _, _) = s.signup("k@example.com").await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let jwks: serde_json::Value = s
+        .http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k["kid"] == header["kid"] && k["kty"] == "OKP" && k["alg"] == "EdDSA")
+    );
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "no private material");
+}
