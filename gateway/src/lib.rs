@@ -82,15 +82,9 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     let db = Db::connect(&config.database_url, MIGRATIONS, config.db_pool)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
-    let redis = match &config.common.redis_url {
-        Some(url) => Some(
-            SharedRedis::new(url.expose(), std::time::Duration::from_millis(200))
-                .map_err(|e| format!("PORTICO_REDIS_URL: {e}"))?,
-        ),
-        None => None,
-    };
+    let redis = config.common.redis().map_err(|e| e.to_string())?;
     let limiter = match &redis {
-        Some(r) => RateLimiter::with_redis(r.pool().clone(), "portico:rl:"),
+        Some(r) => RateLimiter::with_redis(r.pool().clone(), format!("{}rl:", r.prefix())),
         None => RateLimiter::local(),
     };
     let caches = CacheRegistry::default();

@@ -84,11 +84,19 @@ impl Stack {
         let beta_db = TestDb::new(opts.backend, "gwbeta");
         let gw_db = TestDb::new(opts.backend, "gateway");
         let stop = CancellationToken::new();
+        // With a shared Redis configured (CI), every stack uses it, under its own key prefix.
+        let shared_redis = portico_testkit::redis_url().filter(|_| !opts.vars.iter().any(|(k, _)| *k == "PORTICO_REDIS_URL"));
+        let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        let mut shared: Vec<(&str, String)> = vec![("PORTICO_REDIS_KEY_PREFIX", prefix)];
+        if let Some(url) = shared_redis {
+            shared.push(("PORTICO_REDIS_URL", url));
+        }
         let mut beta_vars: HashMap<&str, String> = HashMap::from([
             ("PORTICO_BETA_DATABASE_URL", beta_db.url.clone()),
             ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
             ("PORTICO_BETA_SEED_DEMO", "true".to_string()),
         ]);
+        beta_vars.extend(shared.iter().cloned());
         beta_vars.extend(opts.beta_vars.iter().cloned());
         let config = portico_beta::BetaConfig::from_vars(&Vars::from_map(beta_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -107,6 +115,7 @@ impl Stack {
                 ("PORTICO_RATE_PRO_PER_MIN", "100000".to_string()),
                 ("PORTICO_RATE_ENTERPRISE_PER_MIN", "100000".to_string()),
             ]);
+            vars.extend(shared.iter().cloned());
             vars.extend(opts.vars.iter().cloned());
             let config = portico_gateway::GatewayConfig::from_vars(&Vars::from_map(vars)).unwrap();
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

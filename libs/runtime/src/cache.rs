@@ -90,7 +90,8 @@ where
     }
 
     fn l2_key(&self, key: &str) -> String {
-        format!("portico:cache:{}:{key}", self.name)
+        let prefix = self.l2.as_ref().map(SharedRedis::prefix).unwrap_or_default();
+        format!("{prefix}cache:{}:{key}", self.name)
     }
 
     fn count(&self, layer: &'static str, result: &'static str, counter: &AtomicU64) {

@@ -196,6 +196,8 @@ pub struct CommonConfig {
     pub data_dir: PathBuf,
     /// `PORTICO_REDIS_URL`: shared cache and rate-limit state; in-memory when unset.
     pub redis_url: Option<Secret<String>>,
+    /// `PORTICO_REDIS_KEY_PREFIX` (default `portico:`): namespace of every Redis key.
+    pub redis_prefix: String,
     /// `PORTICO_INTERNAL_TOKEN`: the token the gateway presents to services.
     pub internal_token: Secret<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector for traces; none when unset.
@@ -245,6 +247,7 @@ impl CommonConfig {
             environment,
             data_dir: PathBuf::from(vars.string("PORTICO_DATA_DIR", "./data")),
             redis_url: vars.raw("PORTICO_REDIS_URL").map(Secret::new),
+            redis_prefix: vars.string("PORTICO_REDIS_KEY_PREFIX", "portico:"),
             internal_token: Secret::new(internal_token),
             otlp_endpoint: vars.raw("OTEL_EXPORTER_OTLP_ENDPOINT"),
             log_filter: vars.string("PORTICO_LOG", "info"),
@@ -253,6 +256,17 @@ impl CommonConfig {
             cache_ttl: vars.secs("PORTICO_CACHE_TTL_SECS", Duration::from_secs(300))?,
             shutdown_grace: vars.secs("PORTICO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
         })
+    }
+
+    /// The shared Redis pool, when `PORTICO_REDIS_URL` is set.
+    pub fn redis(&self) -> Result<Option<crate::redis::SharedRedis>, ConfigError> {
+        self.redis_url
+            .as_ref()
+            .map(|url| {
+                crate::redis::SharedRedis::new(url.expose(), Duration::from_millis(200), &self.redis_prefix)
+                    .map_err(|e| err("PORTICO_REDIS_URL", e))
+            })
+            .transpose()
     }
 
     /// The database URL of one service: `PORTICO_<NAME>_DATABASE_URL`, else a SQLite file in the data dir.

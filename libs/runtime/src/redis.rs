@@ -25,6 +25,7 @@ pub struct SharedRedis {
 
 struct Inner {
     pool: deadpool_redis::Pool,
+    prefix: String,
     timeout: Duration,
     base: Instant,
     down_until_ms: AtomicU64,
@@ -39,8 +40,9 @@ impl std::fmt::Debug for SharedRedis {
 }
 
 impl SharedRedis {
-    /// A pool for `url` (not connected until first use).
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+    /// A pool for `url` (not connected until first use); every key this process writes starts
+    /// with `prefix`, so several deployments (or test runs) can share one server.
+    pub fn new(url: &str, timeout: Duration, prefix: &str) -> Result<Self, String> {
         let mut cfg = Config::from_url(url);
         cfg.pool = Some(deadpool_redis::PoolConfig {
             max_size: 64,
@@ -55,6 +57,7 @@ impl SharedRedis {
         Ok(SharedRedis {
             inner: Arc::new(Inner {
                 pool,
+                prefix: prefix.to_string(),
                 timeout,
                 base: Instant::now(),
                 down_until_ms: AtomicU64::new(0),
@@ -62,6 +65,11 @@ impl SharedRedis {
                 down: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// The key prefix of this deployment.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
     }
 
     /// The underlying pool, for callers with their own fallback logic.

@@ -96,13 +96,7 @@ pub async fn start_on(
     let db = Db::connect(&config.database_url, MIGRATIONS, config.db_pool)
         .await
         .map_err(|e| format!("beta database: {e}"))?;
-    let redis = match &config.common.redis_url {
-        Some(url) => Some(
-            SharedRedis::new(url.expose(), Duration::from_millis(200))
-                .map_err(|e| format!("PORTICO_REDIS_URL: {e}"))?,
-        ),
-        None => None,
-    };
+    let redis = config.common.redis().map_err(|e| e.to_string())?;
     let registry = CacheRegistry::default();
     let caches = Caches {
         l1_ttl: config.common.cache_l1_ttl,
