@@ -85,7 +85,8 @@ impl Stack {
         let gw_db = TestDb::new(opts.backend, "gateway");
         let stop = CancellationToken::new();
         // With a shared Redis configured (CI), every stack uses it, under its own key prefix.
-        let shared_redis = portico_testkit::redis_url().filter(|_| !opts.vars.iter().any(|(k, _)| *k == "PORTICO_REDIS_URL"));
+        let shared_redis =
+            portico_testkit::redis_url().filter(|_| !opts.vars.iter().any(|(k, _)| *k == "PORTICO_REDIS_URL"));
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         let mut shared: Vec<(&str, String)> = vec![("PORTICO_REDIS_KEY_PREFIX", prefix)];
         if let Some(url) = shared_redis {
