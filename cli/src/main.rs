@@ -52,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => {
             std::fs::create_dir_all(&common.data_dir)?;
-            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, stop.clone())
+            // Services outlive the gateway at shutdown so its in-flight requests can finish.
+            let services_stop = tokio_util::sync::CancellationToken::new();
+            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, services_stop.clone())
                 .await
                 .map_err(anyhow::Error::msg)?;
             let vars = if vars.raw("PORTICO_BETA_URL").is_none() {
@@ -70,9 +72,11 @@ async fn main() -> anyhow::Result<()> {
                 gateway.addr, gateway.addr
             );
             println!("Data in {}; stop with Ctrl-C.", common.data_dir.display());
-            let (g, b) = tokio::join!(gateway.task, beta.task);
-            g?.map_err(anyhow::Error::msg)?;
-            b?.map_err(anyhow::Error::msg)?;
+            let drained = gateway.task.await;
+            services_stop.cancel();
+            let services = beta.task.await;
+            drained?.map_err(anyhow::Error::msg)?;
+            services?.map_err(anyhow::Error::msg)?;
         }
         Command::Serve {
             component: Component::Gateway,

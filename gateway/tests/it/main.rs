@@ -8,4 +8,6 @@ mod input;
 mod ops;
 mod ratelimit;
 mod support;
+mod telemetry;
+mod tls;
 mod tokens;

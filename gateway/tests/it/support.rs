@@ -17,6 +17,7 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub gateway_db: String,
     stop: CancellationToken,
+    services_stop: CancellationToken,
     _dbs: Vec<TestDb>,
 }
 
@@ -84,6 +85,7 @@ impl Stack {
         let beta_db = TestDb::new(opts.backend, "gwbeta");
         let gw_db = TestDb::new(opts.backend, "gateway");
         let stop = CancellationToken::new();
+        let services_stop = CancellationToken::new();
         // With a shared Redis configured (CI), every stack uses it, under its own key prefix.
         let shared_redis =
             portico_testkit::redis_url().filter(|_| !opts.vars.iter().any(|(k, _)| *k == "PORTICO_REDIS_URL"));
@@ -101,7 +103,9 @@ impl Stack {
         beta_vars.extend(opts.beta_vars.iter().cloned());
         let config = portico_beta::BetaConfig::from_vars(&Vars::from_map(beta_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let beta = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();
+        let beta = portico_beta::start_on(listener, config, services_stop.clone())
+            .await
+            .unwrap();
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -133,8 +137,14 @@ impl Stack {
             http,
             gateway_db,
             stop,
+            services_stop,
             _dbs: vec![beta_db, gw_db],
         }
+    }
+
+    /// Starts a graceful shutdown of the gateways (services stay up to answer their drain).
+    pub fn shutdown(&self) {
+        self.stop.cancel();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -209,6 +219,7 @@ pub async fn reply(res: reqwest::Response) -> Reply {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.cancel();
+        self.services_stop.cancel();
     }
 }
 

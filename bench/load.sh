@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Load test: authenticated GET /v1/beta/user-access through the whole stack, beside two
+# baselines under the same load and CPU budget: a bare actix-web handler, and nginx
+# reverse-proxying to that handler. Servers share CPU 1; the load generator (wrk) runs on CPU 0.
+#
+#   bench/load.sh [seconds] [connections]
+#
+# Installs wrk and nginx from Debian's packages when missing. Prints requests/s and latency
+# for each target and the ratios against nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-15}
+CONNS=${2:-256}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release -q -p portico
+cargo build --release -q -p portico-gateway --example bare_upstream
+TARGET=${CARGO_TARGET_DIR:-target}
+BARE_PORT=18081 NGINX_PORT=18082 GW_PORT=18083 BETA_PORT=18084
+
+wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+run_wrk() { # name url [header]
+  local name=$1 url=$2; shift 2
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/$name.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
+  non2xx=$(awk '/Non-2xx/ {print $4}' "$WORK/$name.txt")
+  printf '%-28s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  echo "$rps" > "$WORK/$name.rps"
+}
+
+echo "cpus: servers on $SERVER_CPU, wrk on $LOAD_CPU; ${DURATION}s at $CONNS connections"
+
+# 1. bare handler
+taskset -c "$SERVER_CPU" "$TARGET/release/examples/bare_upstream" "127.0.0.1:$BARE_PORT" 1 & wait_port $BARE_PORT
+run_wrk bare_actix "http://127.0.0.1:$BARE_PORT/v1/beta/user-access"
+
+# 2. nginx proxying to it
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream bare { server 127.0.0.1:$BARE_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { proxy_pass http://bare; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" & wait_port $NGINX_PORT
+run_wrk nginx_proxy "http://127.0.0.1:$NGINX_PORT/v1/beta/user-access"
+kill "$(cat "$WORK/nginx.pid")"; kill %1 2>/dev/null || true; sleep 0.5
+
+# 3. the whole stack: gateway → gRPC → beta (embedded defaults: SQLite, in-memory cache)
+PORTICO_DATA_DIR="$WORK/data" PORTICO_HTTP_ADDR="127.0.0.1:$GW_PORT" PORTICO_BETA_GRPC_ADDR="127.0.0.1:$BETA_PORT" \
+PORTICO_HTTP_WORKERS=1 PORTICO_LOG=warn PORTICO_RATE_FREE_PER_MIN=1000000000 \
+  taskset -c "$SERVER_CPU" "$TARGET/release/portico" dev > "$WORK/portico.log" 2>&1 & wait_port $GW_PORT
+TOKEN=$(curl -s "127.0.0.1:$GW_PORT/v1/auth/signup" -H 'content-type: application/json' \
+  -d '{"email":"load@example.com","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
+run_wrk portico_full_path "http://127.0.0.1:$GW_PORT/v1/beta/user-access" -H "Authorization: Bearer $TOKEN"
+
+python3 - "$WORK" <<'PY'
+import sys, pathlib
+w = pathlib.Path(sys.argv[1])
+r = {n: float((w / f"{n}.rps").read_text()) for n in ["bare_actix", "nginx_proxy", "portico_full_path"]}
+print(f"ratio full path / nginx proxy: {r['portico_full_path'] / r['nginx_proxy']:.2f}")
+print(f"ratio full path / bare actix:  {r['portico_full_path'] / r['bare_actix']:.2f}")
+print(f"ratio nginx proxy / bare actix: {r['nginx_proxy'] / r['bare_actix']:.2f}")
+PY

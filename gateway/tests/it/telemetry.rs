@@ -1,0 +1,104 @@
+//! One trace per request across gateway and service, exported over OTLP to a real receiver.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use portico_runtime::config::{CommonConfig, Vars};
+use reqwest::StatusCode;
+
+use crate::support::Stack;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_one_trace_from_the_client_through_the_service() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream_from(listener);
+    let server = receiver.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(server))
+            .serve_with_incoming(incoming)
+            .await
+    });
+    let common = CommonConfig::from_vars(&Vars::from_map([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("PORTICO_LOG", "info".to_string()),
+    ]))
+    .unwrap();
+    let guard = portico_runtime::telemetry::init("portico-test", &common).unwrap();
+
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let (token, _, _) = s.signup("traced@example.com").await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let res = s
+        .http
+        .get(s.url("/v1/beta/user-access"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(guard); // flushes the batch exporter
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans = receiver.spans.lock().unwrap().clone();
+        let ours: Vec<_> = spans.iter().filter(|s| hex::encode(&s.trace_id) == trace_id).collect();
+        let http = ours.iter().find(|s| s.name == "GET /v1/beta/user-access");
+        let grpc = ours.iter().find(|s| s.name == "beta/GetUserAccess");
+        if let (Some(http), Some(grpc)) = (http, grpc) {
+            assert_eq!(
+                hex::encode(&http.parent_span_id),
+                client_span,
+                "the gateway continues the client's trace"
+            );
+            assert_eq!(
+                grpc.parent_span_id, http.span_id,
+                "the service's span is a child of the gateway's"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spans never arrived: {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    futures_util::stream::unfold(listener, |l| async move { Some((l.accept().await.map(|(s, _)| s), l)) })
+}
