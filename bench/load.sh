@@ -24,7 +24,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release -q -p portico
-cargo build --release -q -p portico-gateway --example bare_upstream
+cargo build --release -q -p portico-gateway --example bare_upstream --example fixed_rate
 TARGET=${CARGO_TARGET_DIR:-target}
 BARE_PORT=18081 NGINX_PORT=18082 GW_PORT=18083 BETA_PORT=18084
 
@@ -36,9 +36,10 @@ run_wrk() { # name url [header]
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
-  non2xx=$(awk '/Non-2xx/ {print $4}' "$WORK/$name.txt")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/$name.txt")
   printf '%-28s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
   echo "$rps" > "$WORK/$name.rps"
+  if [ -n "${KEEP_WRK_OUTPUT:-}" ]; then cp "$WORK/$name.txt" "$KEEP_WRK_OUTPUT.$name.txt"; fi
 }
 
 echo "cpus: servers on $SERVER_CPU, wrk on $LOAD_CPU; ${DURATION}s at $CONNS connections"
@@ -68,12 +69,19 @@ kill "$(cat "$WORK/nginx.pid")"; kill %1 2>/dev/null || true; sleep 0.5
 
 # 3. the whole stack: gateway → gRPC → beta (embedded defaults: SQLite, in-memory cache)
 PORTICO_DATA_DIR="$WORK/data" PORTICO_HTTP_ADDR="127.0.0.1:$GW_PORT" PORTICO_BETA_GRPC_ADDR="127.0.0.1:$BETA_PORT" \
-PORTICO_HTTP_WORKERS=1 PORTICO_LOG=warn PORTICO_RATE_FREE_PER_MIN=1000000000 \
+PORTICO_HTTP_WORKERS=1 PORTICO_RATE_FREE_PER_MIN=1000000000 \
   taskset -c "$SERVER_CPU" "$TARGET/release/portico" dev > "$WORK/portico.log" 2>&1 & wait_port $GW_PORT
-TOKEN=$(curl -s "127.0.0.1:$GW_PORT/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"load@example.com","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
+SIGNUP=$(curl -s "127.0.0.1:$GW_PORT/v1/auth/signup" -H 'content-type: application/json' \
+  -d '{"email":"load@example.com","password":"correct horse battery"}')
+TOKEN=$(echo "$SIGNUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
+USER_ID=$(echo "$SIGNUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"]["id"])')
 run_wrk portico_full_path "http://127.0.0.1:$GW_PORT/v1/beta/user-access" -H "Authorization: Bearer $TOKEN"
 
+echo
+echo "fixed rate (${RATE:-1000} req/s): gateway vs calling the beta service's gRPC directly"
+taskset -c "$LOAD_CPU" "$TARGET/release/examples/fixed_rate" "http://127.0.0.1:$GW_PORT" "http://127.0.0.1:$BETA_PORT" \
+  "$TOKEN" "$USER_ID" "${RATE:-1000}" "${DURATION}"
+echo
 python3 - "$WORK" <<'PY'
 import sys, pathlib
 w = pathlib.Path(sys.argv[1])

@@ -134,6 +134,14 @@ pub async fn start_on(
         beta,
         RequireInternalToken::new(&token),
     ));
+    let gauges = db.clone();
+    let gauges_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        while tokio::select! { _ = gauges_stop.cancelled() => false, _ = tick.tick() => true } {
+            portico_runtime::metrics::record_pool("beta", gauges.status());
+        }
+    });
     let pool = db.clone();
     let task = tokio::spawn(async move {
         let served = grpc::serve(listener, routes, service::SERVICE_NAME, ops, &token, shutdown).await;
