@@ -55,7 +55,15 @@ pub fn init(service: &'static str, config: &CommonConfig) -> Result<TelemetryGua
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| format!("PORTICO_LOG: {e}"))?;
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    // Request spans are on the hot path: skip the per-span extras nobody reads (code
+    // location, thread ids, busy/idle timers) and the thread-local context switch on every
+    // enter (propagation reads the span's context explicitly).
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match config.log_format {
         LogFormat::Json => registry
