@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Load test: authenticated GET /v1/beta/user-access through the whole stack, beside two
 # baselines under the same load and CPU budget: a bare actix-web handler, and nginx
-# reverse-proxying to that handler. Servers share CPU 1; the load generator (wrk) runs on CPU 0.
+# reverse-proxying to that handler. Servers share CPU 1; the load generator (wrk) runs on
+# CPU 0. The three targets are measured in alternation for several rounds and the median
+# of each is reported, because a shared machine's noise moves single runs by ±30 %.
 #
-#   bench/load.sh [seconds] [connections]
+#   bench/load.sh [seconds per run] [connections] [rounds]
 #
-# Installs wrk and nginx from Debian's packages when missing. Prints requests/s and latency
-# for each target and the ratios against nginx.
+# Then an open-loop fixed-rate run compares the gateway with calling the beta service's
+# gRPC API directly (RATE, default 1000 req/s). Installs wrk and nginx from Debian's
+# packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-15}
+DURATION=${1:-10}
 CONNS=${2:-256}
+ROUNDS=${3:-3}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -28,27 +37,13 @@ cargo build --release -q -p portico-gateway --example bare_upstream --example fi
 TARGET=${CARGO_TARGET_DIR:-target}
 BARE_PORT=18081 NGINX_PORT=18082 GW_PORT=18083 BETA_PORT=18084
 
-wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-run_wrk() { # name url [header]
-  local name=$1 url=$2; shift 2
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/$name.txt"
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.txt")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/$name.txt")
-  printf '%-28s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
-  echo "$rps" > "$WORK/$name.rps"
-  if [ -n "${KEEP_WRK_OUTPUT:-}" ]; then cp "$WORK/$name.txt" "$KEEP_WRK_OUTPUT.$name.txt"; fi
+wait_port() {
+  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2; exit 1
 }
 
-echo "cpus: servers on $SERVER_CPU, wrk on $LOAD_CPU; ${DURATION}s at $CONNS connections"
-
-# 1. bare handler
-taskset -c "$SERVER_CPU" "$TARGET/release/examples/bare_upstream" "127.0.0.1:$BARE_PORT" 1 & wait_port $BARE_PORT
-run_wrk bare_actix "http://127.0.0.1:$BARE_PORT/v1/beta/user-access"
-
-# 2. nginx proxying to it
+# The three servers, all on the server CPU.
+taskset -c "$SERVER_CPU" "$TARGET/release/examples/bare_upstream" "127.0.0.1:$BARE_PORT" 1 &
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -63,30 +58,49 @@ http {
   }
 }
 NGINX
-taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" & wait_port $NGINX_PORT
-run_wrk nginx_proxy "http://127.0.0.1:$NGINX_PORT/v1/beta/user-access"
-kill "$(cat "$WORK/nginx.pid")"; kill %1 2>/dev/null || true; sleep 0.5
-
-# 3. the whole stack: gateway → gRPC → beta (embedded defaults: SQLite, in-memory cache)
+taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK"
 PORTICO_DATA_DIR="$WORK/data" PORTICO_HTTP_ADDR="127.0.0.1:$GW_PORT" PORTICO_BETA_GRPC_ADDR="127.0.0.1:$BETA_PORT" \
 PORTICO_HTTP_WORKERS=1 PORTICO_RATE_FREE_PER_MIN=1000000000 \
-  taskset -c "$SERVER_CPU" "$TARGET/release/portico" dev > "$WORK/portico.log" 2>&1 & wait_port $GW_PORT
+  taskset -c "$SERVER_CPU" "$TARGET/release/portico" dev > "$WORK/portico.log" 2>&1 &
+wait_port $BARE_PORT; wait_port $NGINX_PORT; wait_port $GW_PORT
 SIGNUP=$(curl -s "127.0.0.1:$GW_PORT/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"load@example.com","password":"correct horse battery"}')
 TOKEN=$(echo "$SIGNUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
 USER_ID=$(echo "$SIGNUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["user"]["id"])')
-run_wrk portico_full_path "http://127.0.0.1:$GW_PORT/v1/beta/user-access" -H "Authorization: Bearer $TOKEN"
+
+run_wrk() { # name round url [wrk args]
+  local name=$1 round=$2 url=$3; shift 3
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/$name.$round.txt"
+  local rps p50 p99 bad
+  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.$round.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$WORK/$name.$round.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$WORK/$name.$round.txt")
+  bad=$(awk '/Non-2xx/ {print $5}' "$WORK/$name.$round.txt")
+  printf '  %-20s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${bad:-0}"
+  echo "$rps" >> "$WORK/$name.rps"
+}
+
+echo "servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; $ROUNDS rounds of ${DURATION}s at $CONNS connections"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round"
+  run_wrk bare_actix "$round" "http://127.0.0.1:$BARE_PORT/v1/beta/user-access"
+  run_wrk nginx_proxy "$round" "http://127.0.0.1:$NGINX_PORT/v1/beta/user-access"
+  run_wrk portico_full_path "$round" "http://127.0.0.1:$GW_PORT/v1/beta/user-access" -H "Authorization: Bearer $TOKEN"
+done
+
+python3 - "$WORK" <<'PY'
+import sys, pathlib, statistics
+w = pathlib.Path(sys.argv[1])
+r = {n: [float(x) for x in (w / f"{n}.rps").read_text().split()] for n in ["bare_actix", "nginx_proxy", "portico_full_path"]}
+med = {n: statistics.median(v) for n, v in r.items()}
+for n, v in r.items():
+    print(f"median {n:<20} {med[n]:>10.0f} req/s   (runs: {', '.join(f'{x:.0f}' for x in v)})")
+per_round = [p / n for p, n in zip(r["portico_full_path"], r["nginx_proxy"])]
+print(f"ratio full path / nginx proxy: median {statistics.median(per_round):.2f}  (per round: {', '.join(f'{x:.2f}' for x in per_round)})")
+print(f"ratio nginx proxy / bare actix: {med['nginx_proxy'] / med['bare_actix']:.2f}")
+PY
 
 echo
 echo "fixed rate (${RATE:-1000} req/s): gateway vs calling the beta service's gRPC directly"
 taskset -c "$LOAD_CPU" "$TARGET/release/examples/fixed_rate" "http://127.0.0.1:$GW_PORT" "http://127.0.0.1:$BETA_PORT" \
   "$TOKEN" "$USER_ID" "${RATE:-1000}" "${DURATION}"
-echo
-python3 - "$WORK" <<'PY'
-import sys, pathlib
-w = pathlib.Path(sys.argv[1])
-r = {n: float((w / f"{n}.rps").read_text()) for n in ["bare_actix", "nginx_proxy", "portico_full_path"]}
-print(f"ratio full path / nginx proxy: {r['portico_full_path'] / r['nginx_proxy']:.2f}")
-print(f"ratio full path / bare actix:  {r['portico_full_path'] / r['bare_actix']:.2f}")
-print(f"ratio nginx proxy / bare actix: {r['nginx_proxy'] / r['bare_actix']:.2f}")
-PY

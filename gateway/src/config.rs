@@ -32,6 +32,8 @@ pub struct GatewayConfig {
     pub beta_url: String,
     /// `PORTICO_GRPC_TIMEOUT_MS` (default 5000): deadline of each service call.
     pub grpc_timeout: Duration,
+    /// `PORTICO_GRPC_CONNECTIONS` (default 4): HTTP/2 connections to each service.
+    pub grpc_connections: usize,
     /// `PORTICO_ADMIN_EMAILS`: comma-separated; these users get the admin role.
     pub admin_emails: Vec<String>,
     /// `PORTICO_JWT_ISSUER` (default `portico`).
@@ -105,6 +107,7 @@ impl GatewayConfig {
             db_pool: vars.positive("PORTICO_GATEWAY_DB_POOL", 16)? as usize,
             beta_url: vars.string("PORTICO_BETA_URL", "http://127.0.0.1:50051"),
             grpc_timeout: vars.millis("PORTICO_GRPC_TIMEOUT_MS", Duration::from_secs(5))?,
+            grpc_connections: vars.positive("PORTICO_GRPC_CONNECTIONS", 4)? as usize,
             admin_emails: vars
                 .list("PORTICO_ADMIN_EMAILS")
                 .into_iter()

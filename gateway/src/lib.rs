@@ -58,8 +58,9 @@ pub struct AppState {
     pub redis: Option<SharedRedis>,
     /// The gateway's caches.
     pub caches: CacheRegistry,
-    /// The beta service.
-    pub beta: BetaServiceClient<Authed>,
+    /// The beta service, over several HTTP/2 connections (see [`AppState::beta`]).
+    beta: Vec<BetaServiceClient<Authed>>,
+    next_connection: std::sync::atomic::AtomicUsize,
     /// Every service's Ops endpoint, by name.
     pub services: Vec<(&'static str, OpsClient<Authed>)>,
     /// When the gateway started.
@@ -67,6 +68,13 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A beta client, round-robin over the gateway's connections: one HTTP/2 connection
+    /// funnels every call through one connection task, several spread the framing work.
+    pub fn beta(&self) -> BetaServiceClient<Authed> {
+        let i = self.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.beta[i % self.beta.len()].clone()
+    }
+
     /// Requests per minute for a tier.
     pub fn rate_for(&self, tier: Tier) -> u32 {
         match tier {
@@ -106,10 +114,14 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     )
     .await?;
     let token = PresentInternalToken::new(config.common.internal_token.expose())?;
-    let beta_channel =
+    let mut beta = Vec::with_capacity(config.grpc_connections);
+    for _ in 0..config.grpc_connections {
+        let ch = grpc::channel(&config.beta_url, config.grpc_timeout).map_err(|e| format!("PORTICO_BETA_URL: {e}"))?;
+        beta.push(BetaServiceClient::with_interceptor(ch, token.clone()));
+    }
+    let ops_channel =
         grpc::channel(&config.beta_url, config.grpc_timeout).map_err(|e| format!("PORTICO_BETA_URL: {e}"))?;
-    let beta = BetaServiceClient::with_interceptor(beta_channel.clone(), token.clone());
-    let services = vec![("beta", OpsClient::with_interceptor(beta_channel, token))];
+    let services = vec![("beta", OpsClient::with_interceptor(ops_channel, token))];
     Ok(Arc::new(AppState {
         config,
         db,
@@ -118,6 +130,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         redis,
         caches,
         beta,
+        next_connection: std::sync::atomic::AtomicUsize::new(0),
         services,
         started: Instant::now(),
     }))

@@ -102,8 +102,7 @@ impl InviteCodeRequest {
 pub async fn validate_invite(state: web::Data<AppState>, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
     let code = body.0.code()?;
     let r = state
-        .beta
-        .clone()
+        .beta()
         .validate_invite(outgoing(pb::ValidateInviteRequest { code }, &rid.0))
         .await?
         .into_inner();
@@ -128,8 +127,7 @@ pub async fn validate_invite(state: web::Data<AppState>, rid: Rid, body: Json<In
 pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
     let code = body.0.code()?;
     let r = state
-        .beta
-        .clone()
+        .beta()
         .join(outgoing(
             pb::JoinRequest {
                 user_id: user.0.user_id,
@@ -148,8 +146,7 @@ pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<I
 /// GET /beta/user-access
 pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
     let a = state
-        .beta
-        .clone()
+        .beta()
         .get_user_access(outgoing(
             pb::GetUserAccessRequest {
                 user_id: user.0.user_id,
@@ -273,8 +270,7 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
         return Err(ApiError::fields(bad));
     }
     let r = state
-        .beta
-        .clone()
+        .beta()
         .record_events(outgoing(
             pb::RecordEventsRequest {
                 user_id: user.0.user_id,
@@ -342,8 +338,7 @@ pub async fn create_code(
         created_by: admin.0.user_id,
     };
     let c = state
-        .beta
-        .clone()
+        .beta()
         .create_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
@@ -354,8 +349,7 @@ pub async fn create_code(
 pub async fn list_codes(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
     let (limit, offset) = q.bounds()?;
     let r = state
-        .beta
-        .clone()
+        .beta()
         .list_invite_codes(outgoing(pb::ListInviteCodesRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
@@ -368,8 +362,7 @@ pub async fn list_codes(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: 
 /// GET /admin/beta/invite-codes/{code}
 pub async fn get_code(state: web::Data<AppState>, _admin: Admin, rid: Rid, code: web::Path<String>) -> ApiResult {
     let c = state
-        .beta
-        .clone()
+        .beta()
         .get_invite_code(outgoing(
             pb::GetInviteCodeRequest {
                 code: code.into_inner(),
@@ -417,8 +410,7 @@ pub async fn update_code(
         clear_expiry,
     };
     let c = state
-        .beta
-        .clone()
+        .beta()
         .update_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
@@ -429,8 +421,7 @@ pub async fn update_code(
 pub async fn list_users(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
     let (limit, offset) = q.bounds()?;
     let r = state
-        .beta
-        .clone()
+        .beta()
         .list_users(outgoing(pb::ListUsersRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
@@ -465,12 +456,7 @@ pub async fn set_user_level(
         user_id: user_id.into_inner(),
         access_level: level as i32,
     };
-    let u = state
-        .beta
-        .clone()
-        .set_user_level(outgoing(req, &rid.0))
-        .await?
-        .into_inner();
+    let u = state.beta().set_user_level(outgoing(req, &rid.0)).await?.into_inner();
     Ok(ok(member_json(&u)))
 }
 
@@ -486,8 +472,7 @@ fn features_json(t: &pb::FeatureTable) -> Value {
 /// GET /admin/beta/features
 pub async fn features(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> ApiResult {
     let t = state
-        .beta
-        .clone()
+        .beta()
         .get_features(outgoing(pb::GetFeaturesRequest {}, &rid.0))
         .await?
         .into_inner();
@@ -539,8 +524,7 @@ pub async fn set_features(state: web::Data<AppState>, _admin: Admin, rid: Rid, b
         return Err(ApiError::fields(bad));
     }
     let t = state
-        .beta
-        .clone()
+        .beta()
         .set_features(outgoing(pb::SetFeaturesRequest { features }, &rid.0))
         .await?
         .into_inner();
@@ -570,8 +554,7 @@ pub async fn summary(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web
         return Err(ApiError::fields([("to", "must be after from")]));
     }
     let r = state
-        .beta
-        .clone()
+        .beta()
         .analytics_summary(outgoing(
             pb::AnalyticsSummaryRequest {
                 from_ms: from,
