@@ -127,3 +127,71 @@ async fn jwks_publishes_the_signing_key() {
     );
     assert!(keys.iter().all(|k| k.get("d").is_none()), "no private material");
 }
+
+each_backend!(
+    rotated_keys_keep_old_tokens_valid_and_replicas_learn_new_keys,
+    |backend| {
+        let s = Stack::with(
+            crate::support::Options::new(backend)
+                .gateways(2)
+                .var("PORTICO_JWT_ROTATION_SECS", "1"),
+        )
+        .await;
+        let (old_token, _, _) = s.signup("rotate@example.com").await;
+        let kid = |t: &str| -> String {
+            let h: serde_json::Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(t.split('.').next().unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+            h["kid"].as_str().unwrap().to_string()
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // Replica 1 rotates; replica 0 has not reloaded yet.
+        s.gateways[1].state.auth.reload_keys().await.unwrap();
+        let login = s
+            .send_on(
+                1,
+                Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": "rotate@example.com", "password": "correct horse battery"})),
+            )
+            .await;
+        let new_token = login.data()["accessToken"].as_str().unwrap().to_string();
+        assert_ne!(kid(&new_token), kid(&old_token), "the new key signs");
+
+        let jwks: serde_json::Value = s
+            .http
+            .get(s.url_on(1, "/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert!(
+            kids.contains(&kid(&old_token).as_str()) && kids.contains(&kid(&new_token).as_str()),
+            "{kids:?}"
+        );
+
+        assert_eq!(
+            s.get("/v1/auth/me", Some(&old_token)).await.status,
+            StatusCode::OK,
+            "old tokens stay valid"
+        );
+        let on_other = s.send_on(0, Method::GET, "/v1/auth/me", Some(&new_token), None).await;
+        assert_eq!(
+            on_other.status,
+            StatusCode::OK,
+            "a replica learns a key another replica created"
+        );
+    }
+);
