@@ -230,6 +230,9 @@ pub async fn start_on(
     let hsts = tls.is_some();
     let origins = config.cors_origins.clone();
     let state = build_state(config).await?;
+    if let Some(redis) = &state.redis {
+        state.caches.follow_invalidations(redis.clone(), shutdown.clone());
+    }
     let data = web::Data::from(Arc::clone(&state));
     let app_data = data.clone();
     let server = HttpServer::new(move || {

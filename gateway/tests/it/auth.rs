@@ -220,3 +220,39 @@ each_backend!(admin_paths_refuse_users_and_admins_set_tiers, |backend| {
     assert_eq!(s.get("/v1/auth/me", Some(&admin)).await.data()["role"], "admin");
     assert_eq!(ADMIN, "admin@example.com");
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_replica_reaches_the_others_memory_at_once() {
+    let redis = portico_testkit::TestRedis::start();
+    let s = Stack::with(
+        crate::support::Options::new(portico_testkit::Backend::Sqlite)
+            .gateways(2)
+            .var("PORTICO_REDIS_URL", redis.url())
+            // Without cross-replica invalidation the other replica would serve its copy for a minute.
+            .var("PORTICO_CACHE_L1_TTL_MS", "60000"),
+    )
+    .await;
+    let (user, _, user_id) = s.signup("replicated@example.com").await;
+    let admin = s.admin().await;
+    let me_on_1 = s.send_on(1, Method::GET, "/v1/auth/me", Some(&user), None).await;
+    assert_eq!(me_on_1.data()["tier"], "free");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // subscribers are up
+    let set = s
+        .send(
+            Method::PUT,
+            &format!("/v1/admin/users/{user_id}/tier"),
+            Some(&admin),
+            Some(json!({"tier": "enterprise"})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let tier = s.send_on(1, Method::GET, "/v1/auth/me", Some(&user), None).await.data()["tier"].clone();
+        if tier == "enterprise" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica 1 still says {tier}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

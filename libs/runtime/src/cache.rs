@@ -153,16 +153,21 @@ where
         self.l1.insert(key.to_string(), value).await;
     }
 
-    /// Drops a key from both layers (after the underlying data changed).
+    /// Drops a key from both layers (after the underlying data changed) and tells the other
+    /// processes sharing the Redis to drop their in-memory copy too.
     pub async fn invalidate(&self, key: &str) {
         self.l1.invalidate(key).await;
         if let Some(l2) = &self.l2 {
             let redis_key = self.l2_key(key);
-            if l2
-                .run("cache_del", |mut c| async move { c.del::<_, ()>(redis_key).await })
-                .await
-                .is_none()
-            {
+            let channel = invalidation_channel(l2);
+            let message = format!("{}\n{key}", self.name);
+            let done = l2
+                .run("cache_del", |mut c| async move {
+                    c.del::<_, ()>(redis_key).await?;
+                    c.publish::<_, _, ()>(channel, message).await
+                })
+                .await;
+            if done.is_none() {
                 self.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -184,15 +189,32 @@ where
     }
 }
 
-/// Anything whose stats the registry can report.
+fn invalidation_channel(redis: &SharedRedis) -> String {
+    format!("{}cache:invalidate", redis.prefix())
+}
+
+/// Anything the registry can report on and invalidate.
 trait StatsSource: Send + Sync {
+    fn name(&self) -> &'static str;
     fn stats(&self) -> CacheStats;
+    fn drop_local(&self, key: &str);
 }
 
 impl<V> StatsSource for Cache<V>
 where
     V: Clone + Send + Sync + 'static,
 {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn drop_local(&self, key: &str) {
+        // The sync API avoids needing a runtime handle in the subscriber's callback.
+        let l1 = self.l1.clone();
+        let key = key.to_string();
+        tokio::spawn(async move { l1.invalidate(&key).await });
+    }
+
     fn stats(&self) -> CacheStats {
         let c = &self.counters;
         CacheStats {
@@ -228,5 +250,59 @@ impl CacheRegistry {
             .lock()
             .map(|c| c.iter().map(|s| s.stats()).collect())
             .unwrap_or_default()
+    }
+
+    fn drop_local(&self, name: &str, key: &str) {
+        if let Ok(caches) = self.caches.lock() {
+            for cache in caches.iter().filter(|c| c.name() == name) {
+                cache.drop_local(key);
+            }
+        }
+    }
+
+    /// Listens for invalidations published by other processes and drops their keys from this
+    /// process's memory, until `stop`. Reconnects with backoff when Redis is unreachable; in
+    /// the meantime the short L1 lifetime bounds staleness.
+    pub fn follow_invalidations(&self, redis: SharedRedis, stop: tokio_util::sync::CancellationToken) {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let channel = invalidation_channel(&redis);
+            let mut backoff = std::time::Duration::from_millis(250);
+            loop {
+                let subscribed = async {
+                    let mut pubsub = redis.subscriber().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                let pubsub = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    p = subscribed => p,
+                };
+                match pubsub {
+                    Ok(pubsub) => {
+                        backoff = std::time::Duration::from_millis(250);
+                        let mut messages = pubsub.into_on_message();
+                        loop {
+                            let msg = tokio::select! {
+                                _ = stop.cancelled() => return,
+                                m = futures_util::StreamExt::next(&mut messages) => m,
+                            };
+                            let Some(msg) = msg else { break };
+                            if let Ok(payload) = msg.get_payload::<String>()
+                                && let Some((name, key)) = payload.split_once('\n')
+                            {
+                                registry.drop_local(name, key);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cache invalidation subscriber: redis unreachable"),
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+        });
     }
 }

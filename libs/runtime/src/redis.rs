@@ -25,6 +25,7 @@ pub struct SharedRedis {
 
 struct Inner {
     pool: deadpool_redis::Pool,
+    url: String,
     prefix: String,
     timeout: Duration,
     base: Instant,
@@ -57,6 +58,7 @@ impl SharedRedis {
         Ok(SharedRedis {
             inner: Arc::new(Inner {
                 pool,
+                url: url.to_string(),
                 prefix: prefix.to_string(),
                 timeout,
                 base: Instant::now(),
@@ -70,6 +72,11 @@ impl SharedRedis {
     /// The key prefix of this deployment.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
+    }
+
+    /// A dedicated subscriber connection (pub/sub cannot share the pool's connections).
+    pub async fn subscriber(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        redis::Client::open(self.inner.url.as_str())?.get_async_pubsub().await
     }
 
     /// The underlying pool, for callers with their own fallback logic.

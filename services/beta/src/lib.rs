@@ -104,6 +104,9 @@ pub async fn start_on(
         redis: redis.clone(),
     };
     let beta = Beta::new(db.clone(), &caches, &registry);
+    if let Some(redis) = &redis {
+        registry.follow_invalidations(redis.clone(), shutdown.clone());
+    }
     if config.seed_demo {
         if config.common.environment == Environment::Production {
             tracing::warn!("PORTICO_BETA_SEED_DEMO is on in production: demo invitation codes are being created");
