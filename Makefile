@@ -10,12 +10,11 @@ export PORTICO_DATA_DIR
 
 .PHONY: run run-release build test lint fmt bench load compose-check
 
-run: build
-	./target/debug/portico dev
+run:
+	$(CARGO) run -q -p portico -- dev
 
 run-release:
-	$(CARGO) build --release -p portico
-	./target/release/portico dev
+	$(CARGO) run -q --release -p portico -- dev
 
 build:
 	$(CARGO) build -p portico
