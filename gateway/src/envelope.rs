@@ -14,15 +14,7 @@ use portico_runtime::{ErrorCode, Problem};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-tokio::task_local! {
-    /// The id of the request being served (set by the request middleware).
-    pub static REQUEST_ID: String;
-}
-
-/// The current request's id, or empty outside a request.
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
+pub use portico_runtime::telemetry::current_request_id;
 
 fn meta(request_id: &str) -> Value {
     json!({

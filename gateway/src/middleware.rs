@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::{
     AppState,
     auth::{Principal, Tier},
-    envelope::{ApiError, REQUEST_ID, problem_response},
+    envelope::{ApiError, problem_response},
     ratelimit::{Decision, Quota},
 };
 
@@ -83,7 +83,6 @@ pub async fn pipeline(
         http.route = %route,
         http.status_code = tracing::field::Empty,
         request_id = %request_id,
-        trace_id = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
     let carrier = req
@@ -91,7 +90,7 @@ pub async fn pipeline(
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
     telemetry::set_parent_from(&span, carrier);
-    span.record("trace_id", telemetry::trace_id(&span));
+    let trace_id = telemetry::trace_id(&span);
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let id = request_id.clone();
@@ -182,7 +181,8 @@ pub async fn pipeline(
         }
         Ok(res)
     };
-    REQUEST_ID.scope(request_id, fut.instrument(span)).await
+    let context = telemetry::RequestContext { request_id, trace_id };
+    telemetry::with_request(context, fut.instrument(span)).await
 }
 
 async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Option<Principal>, ApiError> {

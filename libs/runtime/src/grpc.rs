@@ -147,34 +147,35 @@ where
         rpc.service = service,
         rpc.method = method,
         request_id = %request_id,
-        trace_id = tracing::field::Empty,
     );
     let carrier = ["traceparent", "tracestate"]
         .into_iter()
         .filter_map(|k| metadata_str(md, k).map(|v| (k, v)));
     telemetry::set_parent_from(&span, carrier);
-    span.record("trace_id", telemetry::trace_id(&span));
+    let trace_id = telemetry::trace_id(&span);
     let message = request.into_inner();
-    let result = f(message).instrument(span.clone()).await;
-    let code = match &result {
-        Ok(_) => "OK",
-        Err(p) => p.code.as_str(),
-    };
-    metrics::histogram!("portico_grpc_server_duration_seconds", "service" => service, "method" => method, "code" => code)
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(resp) => Ok(Response::new(resp)),
-        Err(problem) => {
-            span.in_scope(|| {
+    let context = telemetry::RequestContext { request_id, trace_id };
+    let served = async move {
+        let result = f(message).await;
+        let code = match &result {
+            Ok(_) => "OK",
+            Err(p) => p.code.as_str(),
+        };
+        metrics::histogram!("portico_grpc_server_duration_seconds", "service" => service, "method" => method, "code" => code)
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(resp) => Ok(Response::new(resp)),
+            Err(problem) => {
                 if problem.code.http_status() >= 500 {
                     tracing::error!(code, message = %problem.message, "rpc failed");
                 } else {
                     tracing::debug!(code, message = %problem.message, "rpc refused");
                 }
-            });
-            Err(problem.into_status())
+                Err(problem.into_status())
+            }
         }
-    }
+    };
+    telemetry::with_request(context, served.instrument(span)).await
 }
 
 /// A health probe a service reports in its Ops info (its database, its cache...).

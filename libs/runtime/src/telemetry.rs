@@ -1,8 +1,10 @@
 //! Logs, traces and trace-context propagation.
 //!
-//! Logs are JSON lines carrying the fields of the enclosing spans (request id, trace id).
-//! Every process runs an OpenTelemetry tracer so trace ids exist and propagate even without a
-//! collector; spans are exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! Logs are JSON lines; every line written while serving a request carries its `request_id`
+//! and `trace_id`, taken from a task-local [`RequestContext`] rather than from span fields, so
+//! request spans cost no log formatting unless something is logged. Every process runs an
+//! OpenTelemetry tracer so trace ids exist and propagate even without a collector; spans are
+//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 use std::collections::HashMap;
 
@@ -14,9 +16,74 @@ use opentelemetry::{
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::filter_fn,
+    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+};
 
 use crate::config::{CommonConfig, LogFormat};
+
+/// What identifies the request being served, for every log line written meanwhile.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The request id (`X-Request-ID`).
+    pub request_id: String,
+    /// The W3C trace id (32 hex digits).
+    pub trace_id: String,
+}
+
+tokio::task_local! {
+    static REQUEST_CONTEXT: RequestContext;
+}
+
+/// Runs `fut` with `ctx` as the current request context.
+pub async fn with_request<F: Future>(ctx: RequestContext, fut: F) -> F::Output {
+    REQUEST_CONTEXT.scope(ctx, fut).await
+}
+
+/// The current request's id, or empty outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_CONTEXT.try_with(|c| c.request_id.clone()).unwrap_or_default()
+}
+
+/// JSON lines with the request context spliced in after the opening brace.
+struct ContextJson<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for ContextJson<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::with_capacity(256);
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let context = REQUEST_CONTEXT.try_with(|c| {
+            format!(
+                "\"request_id\":{},\"trace_id\":{},",
+                json_string(&c.request_id),
+                json_string(&c.trace_id)
+            )
+        });
+        match (context, line.strip_prefix('{')) {
+            (Ok(fields), Some(rest)) => write!(writer, "{{{fields}{rest}"),
+            _ => writer.write_str(&line),
+        }
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
 
 /// Keeps the tracer alive; flushes spans when dropped.
 pub struct TelemetryGuard {
@@ -65,17 +132,26 @@ pub fn init(service: &'static str, config: &CommonConfig) -> Result<TelemetryGua
         .with_tracked_inactivity(false)
         .with_context_activation(false);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // The log layer sees events only: span fields are never formatted for it.
+    let events_only = filter_fn(|meta| meta.is_event());
     let result = match config.log_format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
+                    .event_format(ContextJson(
+                        tracing_subscriber::fmt::format()
+                            .json()
+                            .flatten_event(true)
+                            .with_current_span(false)
+                            .with_span_list(false),
+                    ))
+                    .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                    .with_filter(events_only),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_filter(events_only))
+            .try_init(),
     };
     // A second init in one process (tests, the all-in-one stack) keeps the first subscriber.
     let _ = result;
