@@ -215,3 +215,52 @@ impl Injector for HeaderVec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn log_lines_carry_the_request_context() {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(ContextJson(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+            ))
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .with_writer(move || sink.clone());
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        let ctx = RequestContext {
+            request_id: "req-\"1\"".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        };
+        with_request(ctx, async { tracing::info!(answer = 42, "inside") }).await;
+        tracing::info!("outside");
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["request_id"], "req-\"1\"", "quotes are escaped");
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[0]["answer"], 42);
+        assert!(lines[1].get("request_id").is_none());
+    }
+}
