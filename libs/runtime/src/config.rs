@@ -202,6 +202,9 @@ pub struct CommonConfig {
     pub internal_token: Secret<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector for traces; none when unset.
     pub otlp_endpoint: Option<String>,
+    /// `PORTICO_TRACE_SAMPLE_RATIO` (default 1.0): share of new traces exported (callers'
+    /// sampling decisions are followed).
+    pub trace_sample_ratio: f64,
     /// `PORTICO_LOG` (default `info`): an env-filter directive.
     pub log_filter: String,
     /// `PORTICO_LOG_FORMAT`: `json` (default) or `pretty`.
@@ -250,6 +253,13 @@ impl CommonConfig {
             redis_prefix: vars.string("PORTICO_REDIS_KEY_PREFIX", "portico:"),
             internal_token: Secret::new(internal_token),
             otlp_endpoint: vars.raw("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            trace_sample_ratio: {
+                let ratio: f64 = vars.get("PORTICO_TRACE_SAMPLE_RATIO", 1.0)?;
+                if !(0.0..=1.0).contains(&ratio) {
+                    return Err(err("PORTICO_TRACE_SAMPLE_RATIO", "must be between 0 and 1"));
+                }
+                ratio
+            },
             log_filter: vars.string("PORTICO_LOG", "info"),
             log_format,
             cache_l1_ttl: vars.millis("PORTICO_CACHE_L1_TTL_MS", Duration::from_secs(2))?,

@@ -109,6 +109,16 @@ pub fn init(service: &'static str, config: &CommonConfig) -> Result<TelemetryGua
             ))
             .build(),
     );
+    // Without a collector no span is kept, so none is sampled unless the caller's trace is;
+    // trace ids are still made and propagated for the logs.
+    let root_ratio = if config.otlp_endpoint.is_some() {
+        config.trace_sample_ratio
+    } else {
+        0.0
+    };
+    builder = builder.with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(root_ratio),
+    )));
     if let Some(endpoint) = &config.otlp_endpoint {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
