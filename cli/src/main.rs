@@ -3,7 +3,9 @@
 //! - `portico dev`: the whole stack in one process on embedded defaults (SQLite files, in-memory
 //!   cache), every service on its own gRPC port, the gateway in front; prints the gateway URL.
 //! - `portico serve <gateway|beta>`: one process alone, as compose and Kubernetes run it.
+//! - `portico analyze FILE.json`: the workflow analyser, for a customer's CI.
 
+mod analyze;
 mod metrics_server;
 
 /// Request handling allocates many short-lived buffers; mimalloc serves them markedly faster
@@ -25,6 +27,18 @@ struct Cli {
 enum Command {
     /// Run the gateway and every service in one process (embedded defaults).
     Dev,
+    /// Analyse an exported workflow (JSON); exits 1 when a critical finding exists, 2 when
+    /// the file is not a valid workflow — for customers' CI.
+    Analyze {
+        /// The workflow file.
+        file: std::path::PathBuf,
+        /// Print the analysis as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refuse workflows with more steps than this.
+        #[arg(long, default_value_t = portico_workflow_analyzer::Limits::DEFAULT_MAX_STEPS)]
+        max_steps: usize,
+    },
     /// Run one component alone.
     Serve {
         /// Which component.
@@ -40,24 +54,24 @@ enum Component {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    let component = match Cli::parse().command {
+        Command::Analyze { file, json, max_steps } => return analyze::run(&file, json, max_steps),
+        Command::Dev => None,
+        Command::Serve { component } => Some(component),
+    };
     let vars = Vars::from_env();
     let common = portico_runtime::config::CommonConfig::from_vars(&vars)?;
-    let service = match &cli.command {
-        Command::Dev => "portico",
-        Command::Serve {
-            component: Component::Gateway,
-        } => "gateway",
-        Command::Serve {
-            component: Component::Beta,
-        } => "beta",
+    let service = match component {
+        None => "portico",
+        Some(Component::Gateway) => "gateway",
+        Some(Component::Beta) => "beta",
     };
     let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
     portico_runtime::metrics::install();
     let stop = shutdown::on_signal();
-    match cli.command {
-        Command::Dev => {
+    match component {
+        None => {
             std::fs::create_dir_all(&common.data_dir)?;
             // Services outlive the gateway at shutdown so its in-flight requests can finish.
             let services_stop = tokio_util::sync::CancellationToken::new();
@@ -85,17 +99,13 @@ async fn main() -> anyhow::Result<()> {
             drained?.map_err(anyhow::Error::msg)?;
             services?.map_err(anyhow::Error::msg)?;
         }
-        Command::Serve {
-            component: Component::Gateway,
-        } => {
+        Some(Component::Gateway) => {
             let gateway = portico_gateway::start(portico_gateway::GatewayConfig::from_vars(&vars)?, stop)
                 .await
                 .map_err(anyhow::Error::msg)?;
             gateway.task.await?.map_err(anyhow::Error::msg)?;
         }
-        Command::Serve {
-            component: Component::Beta,
-        } => {
+        Some(Component::Beta) => {
             if let Some(addr) = vars.opt("PORTICO_METRICS_ADDR")? {
                 metrics_server::spawn(addr, stop.clone())?;
             }
@@ -106,5 +116,5 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopped cleanly");
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

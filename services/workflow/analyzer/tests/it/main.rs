@@ -1,0 +1,6 @@
+//! The analyser against random and huge workflows.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod properties;
+mod scale;
