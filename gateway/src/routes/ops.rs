@@ -108,11 +108,12 @@ pub async fn ready(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
             )
         })
         .collect();
-    let data = json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": body });
     if ready {
-        ok(data)
+        ok(json!({ "status": "ready", "checks": body }))
     } else {
-        crate::envelope::success(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, data)
+        let problem = portico_runtime::Problem::new(portico_runtime::ErrorCode::ServiceUnavailable, "not ready")
+            .with_details(json!({ "status": "not_ready", "checks": body }));
+        crate::envelope::problem_response(&problem, &rid.0)
     }
 }
 

@@ -31,7 +31,8 @@ async fn readiness_fails_when_a_service_is_unreachable() {
     .await;
     let ready = s.get("/ready", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.data()["checks"]["beta"], "down");
+    assert_eq!(ready.code(), "SERVICE_UNAVAILABLE");
+    assert_eq!(ready.body["error"]["details"]["checks"]["beta"], "down");
     let (token, _, _) = s.signup("u@example.com").await;
     let r = s.get("/v1/beta/user-access", Some(&token)).await;
     assert_eq!(
