@@ -40,8 +40,7 @@ const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
 };
 
-/// A gRPC client that presents the internal token.
-pub type Client<C> = C;
+/// A gRPC client channel that presents the internal token.
 type Authed = InterceptedService<Channel, PresentInternalToken>;
 
 /// Everything handlers share.

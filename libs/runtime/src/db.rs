@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use deadpool_sync::SyncWrapper;
 use diesel::{
-    Connection, PgConnection, RunQueryDsl, SqliteConnection,
+    Connection, PgConnection, SqliteConnection,
     connection::{AnsiTransactionManager, SimpleConnection, TransactionManager},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
@@ -343,12 +343,4 @@ fn run_migrations(conn: &mut DbConnection, migrations: Migrations) -> Result<(),
 /// Milliseconds since the Unix epoch: every timestamp column stores this, on both backends.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Counts rows of a query result with the right integer type on both backends.
-pub fn count_rows<Q>(query: Q, conn: &mut DbConnection) -> Result<i64, diesel::result::Error>
-where
-    Q: RunQueryDsl<DbConnection> + diesel::query_dsl::LoadQuery<'static, DbConnection, i64>,
-{
-    query.get_result(conn)
 }

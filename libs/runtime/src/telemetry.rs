@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use opentelemetry::{
-    Context,
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::{TraceContextExt, TracerProvider as _},
 };
@@ -193,11 +192,6 @@ pub fn inject(span: &tracing::Span) -> Vec<(&'static str, String)> {
     let mut out = HeaderVec(Vec::with_capacity(2));
     TraceContextPropagator::new().inject_context(&span.context(), &mut out);
     out.0
-}
-
-/// The current OpenTelemetry context (for libraries that want it directly).
-pub fn current_context() -> Context {
-    tracing::Span::current().context()
 }
 
 struct MapCarrier<'a>(&'a HashMap<String, String>);

@@ -248,25 +248,17 @@ impl MemberRow {
     }
 }
 
-/// Records that a user redeemed a code; false when they already had (joining twice).
-pub fn record_redemption(conn: &mut DbConnection, user_id: &str, code: &str, now: i64) -> QueryResult<bool> {
-    let exists = redemptions::table
-        .find((user_id, code))
-        .select(redemptions::redeemed_at)
-        .first::<i64>(conn)
-        .optional()?
-        .is_some();
-    if exists {
-        return Ok(false);
-    }
+/// Records that a user redeemed a code; the primary key refuses a second redemption of the
+/// same code by the same user (a unique violation), which makes joining twice idempotent.
+pub fn record_redemption(conn: &mut DbConnection, user_id: &str, code: &str, now: i64) -> QueryResult<()> {
     diesel::insert_into(redemptions::table)
         .values((
             redemptions::user_id.eq(user_id),
             redemptions::code.eq(code),
             redemptions::redeemed_at.eq(now),
         ))
-        .execute(conn)?;
-    Ok(true)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Whether a user already redeemed a code.
