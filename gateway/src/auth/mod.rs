@@ -214,6 +214,8 @@ pub struct Auth {
     users: Cache<Option<UserRecord>>,
     api_keys: Cache<Option<ApiKeyRecord>>,
     verified: moka::sync::Cache<String, Arc<AccessClaims>>,
+    /// API keys whose last use was recorded in the past minute: not written again.
+    recently_used: moka::sync::Cache<String, ()>,
 }
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -286,6 +288,10 @@ impl Auth {
             ring: Arc::new(RwLock::new(Arc::new(ring))),
             last_reload_ms: Arc::new(AtomicI64::new(now_ms())),
             verified,
+            recently_used: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         })
     }
 
@@ -641,12 +647,16 @@ impl Auth {
             .user_record(&record.user_id)
             .await?
             .ok_or_else(|| invalid_token("the user no longer exists"))?;
-        let (db, id) = (self.db.clone(), record.id.clone());
-        tokio::spawn(async move {
-            let _ = db
-                .run(move |conn| ApiKeyRow::touch(conn, &id, now_ms()).map_err(DbError::from))
-                .await;
-        });
+        // Record the use at most once a minute per key per process, off the request path.
+        if !self.recently_used.contains_key(&record.id) {
+            self.recently_used.insert(record.id.clone(), ());
+            let (db, id) = (self.db.clone(), record.id.clone());
+            tokio::spawn(async move {
+                let _ = db
+                    .run(move |conn| ApiKeyRow::touch(conn, &id, now_ms()).map_err(DbError::from))
+                    .await;
+            });
+        }
         Ok(Principal {
             user_id: record.user_id,
             role: self.role_of(&user.email),

@@ -144,6 +144,11 @@ each_backend!(api_keys_are_shown_once_and_belong_to_their_owner, |backend| {
         .unwrap();
     let me = crate::support::reply(me).await;
     assert_eq!(me.data()["email"], "alice@example.com");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while s.get("/v1/auth/api-keys", Some(&alice)).await.data()[0]["lastUsedAt"].is_null() {
+        assert!(std::time::Instant::now() < deadline, "the key's last use is recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let theft = s
         .send(Method::DELETE, &format!("/v1/auth/api-keys/{id}"), Some(&bob), None)
