@@ -94,6 +94,7 @@ pub async fn pipeline(
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let id = request_id.clone();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let fut = async move {
         let path = req.path().to_string();
         let legacy = path.starts_with("/api/");
@@ -101,10 +102,10 @@ pub async fn pipeline(
         let mut tier_name = "anonymous";
         let result: Result<ServiceResponse<BoxBody>, Error> = 'done: {
             if is_api_path(&path) {
-                let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+                let Some(state) = &state else {
                     break 'done Ok(req.error_response(ApiError::internal("application state missing")));
                 };
-                let principal = match authenticate(&state, &req).await {
+                let principal = match authenticate(state, &req).await {
                     Ok(p) => p,
                     Err(e) => break 'done Ok(req.into_response(problem_response(&e.0, &id))),
                 };
@@ -128,7 +129,7 @@ pub async fn pipeline(
                 rate = Some(decision);
                 if !decision.allowed {
                     metrics::counter!("portico_rate_limited_total", "tier" => tier_name).increment(1);
-                    let problem = rate_limited(&state, tier, decision);
+                    let problem = rate_limited(state, tier, decision);
                     break 'done Ok(req.into_response(problem_response(&problem, &id)));
                 }
                 req.extensions_mut().insert(Caller(principal));
@@ -140,7 +141,6 @@ pub async fn pipeline(
             Err(e) => return Err(e),
         };
         let status = res.status().as_u16();
-        let state = res.request().app_data::<web::Data<AppState>>().cloned();
         let headers = res.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&id) {
             headers.insert(HeaderName::from_static("x-request-id"), v);

@@ -177,6 +177,18 @@ impl Stack {
         reply(req.send().await.unwrap()).await
     }
 
+    /// A document served outside the envelope (OpenAPI, JWKS), from gateway `gw`.
+    pub async fn document(&self, gw: usize, path: &str) -> Value {
+        self.http
+            .get(self.url_on(gw, path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(Method::GET, path, token, None).await
     }
@@ -206,6 +218,15 @@ impl Stack {
     pub async fn admin(&self) -> String {
         self.signup(ADMIN).await.0
     }
+}
+
+/// The decoded header of a JWT.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap())
+        .unwrap();
+    serde_json::from_slice(&raw).unwrap()
 }
 
 pub async fn reply(res: reqwest::Response) -> Reply {

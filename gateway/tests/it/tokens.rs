@@ -105,21 +105,8 @@ each_backend!(forged_expired_and_stale_tokens_are_refused, |backend| {
 async fn jwks_publishes_the_signing_key() {
     let s = Stack::start(portico_testkit::Backend::Sqlite).await;
     let (token, _, _) = s.signup("k@example.com").await;
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let jwks: serde_json::Value = s
-        .http
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let header = crate::support::jwt_header(&token);
+    let jwks = s.document(0, "/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().unwrap();
     assert!(
         keys.iter()
@@ -138,15 +125,7 @@ each_backend!(
         )
         .await;
         let (old_token, _, _) = s.signup("rotate@example.com").await;
-        let kid = |t: &str| -> String {
-            let h: serde_json::Value = serde_json::from_slice(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(t.split('.').next().unwrap())
-                    .unwrap(),
-            )
-            .unwrap();
-            h["kid"].as_str().unwrap().to_string()
-        };
+        let kid = |t: &str| crate::support::jwt_header(t)["kid"].as_str().unwrap().to_string();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         // Replica 1 rotates; replica 0 has not reloaded yet.
         s.gateways[1].state.auth.reload_keys().await.unwrap();
@@ -162,15 +141,7 @@ each_backend!(
         let new_token = login.data()["accessToken"].as_str().unwrap().to_string();
         assert_ne!(kid(&new_token), kid(&old_token), "the new key signs");
 
-        let jwks: serde_json::Value = s
-            .http
-            .get(s.url_on(1, "/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks = s.document(1, "/.well-known/jwks.json").await;
         let kids: Vec<&str> = jwks["keys"]
             .as_array()
             .unwrap()

@@ -226,17 +226,7 @@ mod tests {
     use super::*;
 
     fn example() -> Workflow {
-        let doc = json!({"name": "Welcome series",
-        "triggers": [{"id": "t1", "type": "form_submitted", "next": "s1"}],
-        "steps": [
-            {"id": "s1", "type": "send_email", "config": {"subject": "Hi", "unsubscribeLink": true}, "next": "s2"},
-            {"id": "s2", "type": "wait", "config": {"duration": "P1D"}, "next": "s3"},
-            {"id": "s3", "type": "if_else", "config": {"conditions": [{"field": "tag", "op": "eq", "value": "vip"}]},
-             "branches": {"yes": "s4", "no": "s5"}},
-            {"id": "s4", "type": "webhook", "config": {"url": "https://x.example/hook", "retry": {"maxAttempts": 3}}, "next": null},
-            {"id": "s5", "type": "goto", "config": {"target": "s1"}}
-        ]});
-        parse(doc.to_string().as_bytes(), Limits::default()).unwrap()
+        crate::model::reference_example()
     }
 
     #[test]

@@ -904,6 +904,24 @@ fn check_condition(condition: &Value, at: &Loc<'_>, problems: &mut Problems) {
     }
 }
 
+/// The example workflow of the contract, for tests across the crate.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn reference_example() -> Workflow {
+    use serde_json::json;
+    let doc = json!({"name": "Welcome series",
+    "triggers": [{"id": "t1", "type": "form_submitted", "next": "s1"}],
+    "steps": [
+        {"id": "s1", "type": "send_email", "config": {"subject": "Hi", "unsubscribeLink": true}, "next": "s2"},
+        {"id": "s2", "type": "wait", "config": {"duration": "P1D"}, "next": "s3"},
+        {"id": "s3", "type": "if_else", "config": {"conditions": [{"field": "tag", "op": "eq", "value": "vip"}]},
+         "branches": {"yes": "s4", "no": "s5"}},
+        {"id": "s4", "type": "webhook", "config": {"url": "https://x.example/hook", "retry": {"maxAttempts": 3}}, "next": null},
+        {"id": "s5", "type": "goto", "config": {"target": "s1"}}
+    ]});
+    parse(doc.to_string().as_bytes(), Limits::default()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -922,17 +940,7 @@ mod tests {
 
     #[test]
     fn parses_the_reference_example() {
-        let doc = json!({"name": "Welcome series",
-        "triggers": [{"id": "t1", "type": "form_submitted", "next": "s1"}],
-        "steps": [
-            {"id": "s1", "type": "send_email", "config": {"subject": "Hi", "unsubscribeLink": true}, "next": "s2"},
-            {"id": "s2", "type": "wait", "config": {"duration": "P1D"}, "next": "s3"},
-            {"id": "s3", "type": "if_else", "config": {"conditions": [{"field": "tag", "op": "eq", "value": "vip"}]},
-             "branches": {"yes": "s4", "no": "s5"}},
-            {"id": "s4", "type": "webhook", "config": {"url": "https://x.example/hook", "retry": {"maxAttempts": 3}}, "next": null},
-            {"id": "s5", "type": "goto", "config": {"target": "s1"}}
-        ]});
-        let workflow = parse(doc.to_string().as_bytes(), Limits::default()).unwrap();
+        let workflow = reference_example();
         assert_eq!(workflow.name.as_deref(), Some("Welcome series"));
         assert_eq!(workflow.steps.len(), 5);
         assert_eq!(
