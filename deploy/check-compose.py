@@ -11,7 +11,7 @@ resolves them) and checks that:
 - every bind-mounted file or directory exists, and every named volume is declared;
 - every `${VAR:?...}` required variable, and every other interpolated variable, is
   documented in deploy/README.md;
-- the gateway and beta services get PORTICO_INTERNAL_TOKEN;
+- the gateway and every service get PORTICO_INTERNAL_TOKEN;
 - no two published host ports collide.
 
 Exits 1 with one line per problem, 0 when everything holds.
@@ -35,7 +35,7 @@ except ImportError:
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?")
 
 # Services that must carry the internal token.
-TOKEN_SERVICES = ("gateway", "beta")
+TOKEN_SERVICES = ("gateway", "beta", "workflow")
 TOKEN_VAR = "PORTICO_INTERNAL_TOKEN"
 
 

@@ -2,7 +2,7 @@
 //!
 //! - `portico dev`: the whole stack in one process on embedded defaults (SQLite files, in-memory
 //!   cache), every service on its own gRPC port, the gateway in front; prints the gateway URL.
-//! - `portico serve <gateway|beta>`: one process alone, as compose and Kubernetes run it.
+//! - `portico serve <gateway|beta|workflow>`: one process alone, as compose and Kubernetes run it.
 //! - `portico analyze FILE.json`: the workflow analyser, for a customer's CI.
 
 mod analyze;
@@ -51,6 +51,7 @@ enum Command {
 enum Component {
     Gateway,
     Beta,
+    Workflow,
 }
 
 #[tokio::main]
@@ -66,6 +67,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         None => "portico",
         Some(Component::Gateway) => "gateway",
         Some(Component::Beta) => "beta",
+        Some(Component::Workflow) => "workflow",
     };
     let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
     portico_runtime::metrics::install();
@@ -78,11 +80,19 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, services_stop.clone())
                 .await
                 .map_err(anyhow::Error::msg)?;
-            let vars = if vars.raw("PORTICO_BETA_URL").is_none() {
-                vars.set("PORTICO_BETA_URL", format!("http://{}", beta.addr))
-            } else {
-                vars
-            };
+            let workflow = portico_workflow::start(
+                portico_workflow::WorkflowConfig::from_vars(&vars)?,
+                services_stop.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            // Point the gateway at the services just started unless told otherwise.
+            let mut vars = vars;
+            for (var, addr) in [("PORTICO_BETA_URL", beta.addr), ("PORTICO_WORKFLOW_URL", workflow.addr)] {
+                if vars.raw(var).is_none() {
+                    vars = vars.set(var, format!("http://{addr}"));
+                }
+            }
             let gateway_config = portico_gateway::GatewayConfig::from_vars(&vars)?;
             let scheme = if gateway_config.tls.is_some() { "https" } else { "http" };
             let gateway = portico_gateway::start(gateway_config, stop.clone())
@@ -95,9 +105,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("Data in {}; stop with Ctrl-C.", common.data_dir.display());
             let drained = gateway.task.await;
             services_stop.cancel();
-            let services = beta.task.await;
+            let services = [beta.task.await, workflow.task.await];
             drained?.map_err(anyhow::Error::msg)?;
-            services?.map_err(anyhow::Error::msg)?;
+            for service in services {
+                service?.map_err(anyhow::Error::msg)?;
+            }
         }
         Some(Component::Gateway) => {
             let gateway = portico_gateway::start(portico_gateway::GatewayConfig::from_vars(&vars)?, stop)
@@ -106,15 +118,28 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             gateway.task.await?.map_err(anyhow::Error::msg)?;
         }
         Some(Component::Beta) => {
-            if let Some(addr) = vars.opt("PORTICO_METRICS_ADDR")? {
-                metrics_server::spawn(addr, stop.clone())?;
-            }
+            service_metrics(&vars, &stop)?;
             let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, stop)
                 .await
                 .map_err(anyhow::Error::msg)?;
             beta.task.await?.map_err(anyhow::Error::msg)?;
         }
+        Some(Component::Workflow) => {
+            service_metrics(&vars, &stop)?;
+            let workflow = portico_workflow::start(portico_workflow::WorkflowConfig::from_vars(&vars)?, stop)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            workflow.task.await?.map_err(anyhow::Error::msg)?;
+        }
     }
     tracing::info!("stopped cleanly");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A service run alone serves its metrics on `PORTICO_METRICS_ADDR` when set.
+fn service_metrics(vars: &Vars, stop: &tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    if let Some(addr) = vars.opt("PORTICO_METRICS_ADDR")? {
+        metrics_server::spawn(addr, stop.clone())?;
+    }
+    Ok(())
 }

@@ -3,3 +3,4 @@
 -- to add a database to an existing volume, run the statement by hand (or drop the volume).
 CREATE DATABASE gateway;
 CREATE DATABASE beta;
+CREATE DATABASE workflow;

@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     pub db_pool: usize,
     /// `PORTICO_BETA_URL` (default `http://127.0.0.1:50051`).
     pub beta_url: String,
+    /// `PORTICO_WORKFLOW_URL` (default `http://127.0.0.1:50053`).
+    pub workflow_url: String,
     /// `PORTICO_GRPC_TIMEOUT_MS` (default 5000): deadline of each service call.
     pub grpc_timeout: Duration,
     /// `PORTICO_GRPC_CONNECTIONS` (default 4): HTTP/2 connections to each service.
@@ -106,6 +108,7 @@ impl GatewayConfig {
             database_url: common.database_url(vars, "gateway"),
             db_pool: vars.positive("PORTICO_GATEWAY_DB_POOL", 16)? as usize,
             beta_url: vars.string("PORTICO_BETA_URL", "http://127.0.0.1:50051"),
+            workflow_url: vars.string("PORTICO_WORKFLOW_URL", "http://127.0.0.1:50053"),
             grpc_timeout: vars.millis("PORTICO_GRPC_TIMEOUT_MS", Duration::from_secs(5))?,
             grpc_connections: vars.positive("PORTICO_GRPC_CONNECTIONS", 4)? as usize,
             admin_emails: vars

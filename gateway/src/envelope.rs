@@ -44,7 +44,18 @@ pub fn problem_response(problem: &Problem, request_id: &str) -> HttpResponse {
     if let Some(details) = &problem.details {
         error["details"] = details.clone();
     }
-    HttpResponse::build(status).json(json!({ "success": false, "error": error, "meta": meta(request_id) }))
+    let mut response = HttpResponse::build(status);
+    // A 429 from a service (a spent quota) says when to come back, as the rate limiter's do.
+    if status == StatusCode::TOO_MANY_REQUESTS
+        && let Some(secs) = problem
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(Value::as_u64)
+    {
+        response.insert_header((header::RETRY_AFTER, secs.max(1)));
+    }
+    response.json(json!({ "success": false, "error": error, "meta": meta(request_id) }))
 }
 
 /// The gateway's error: a catalogue problem, answered as the error envelope.
@@ -135,45 +146,113 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or(1024 * 1024);
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_body(
+            req,
+            payload,
+            |m| is_json(m).then_some(()),
+            "Content-Type must be application/json",
+        );
+        Box::pin(async move { parse_json(&body.await?.0).map(Json) })
+    }
+}
+
+/// Whether a media type (lower case, without parameters) is JSON.
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+/// The format of a [`Document`] body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentFormat {
+    /// `application/json` or `application/*+json`.
+    Json,
+    /// `application/xml`, `text/xml` or `application/*+xml` (BPMN 2.0).
+    Xml,
+}
+
+/// A document body passed on as bytes, JSON or XML by Content-Type (415 otherwise), under the
+/// JSON body cap (413). Parsing is left to the service that understands the document.
+pub struct Document {
+    /// The body.
+    pub bytes: bytes::Bytes,
+    /// Its format.
+    pub format: DocumentFormat,
+}
+
+impl FromRequest for Document {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(
+            req,
+            payload,
+            |m| {
+                if is_json(m) {
+                    Some(DocumentFormat::Json)
+                } else if m == "application/xml"
+                    || m == "text/xml"
+                    || (m.starts_with("application/") && m.ends_with("+xml"))
+                {
+                    Some(DocumentFormat::Xml)
+                } else {
+                    None
+                }
+            },
+            "Content-Type must be application/json, or application/xml for BPMN 2.0",
+        );
         Box::pin(async move {
-            if !content_type_ok {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "Content-Type must be application/json",
+            let (bytes, format) = body.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError(
+                    Problem::new(ErrorCode::InvalidJson, "the body is empty; send a workflow document")
+                        .with_details(json!({ "fields": { "body": "is required" } })),
                 ));
             }
-            if declared.is_some_and(|n| n > limit) {
-                return Err(too_large(limit));
-            }
-            let mut body = bytes::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|_| ApiError::new(ErrorCode::ValidationError, "the request body could not be read"))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json(&body).map(Json)
+            Ok(Document { bytes, format })
         })
     }
+}
+
+/// Reads a body whose Content-Type `accept` recognises (415 otherwise) up to the JSON cap (413,
+/// refused from Content-Length before reading when it is declared).
+fn read_body<K: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accept: impl Fn(&str) -> Option<K>,
+    wrong_type: &'static str,
+) -> LocalBoxFuture<'static, Result<(bytes::Bytes, K), ApiError>> {
+    let limit = req.app_data::<JsonLimit>().map(|l| l.0).unwrap_or(1024 * 1024);
+    let kind = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .and_then(|m| accept(&m.trim().to_ascii_lowercase()));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let Some(kind) = kind else {
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType, wrong_type));
+        };
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::new(ErrorCode::ValidationError, "the request body could not be read"))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body.freeze(), kind))
+    })
 }
 
 fn too_large(limit: usize) -> ApiError {

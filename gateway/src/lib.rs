@@ -17,7 +17,10 @@ use actix_web::{
     middleware::{Compress, DefaultHeaders, from_fn},
     web,
 };
-use portico_proto::{beta::v1::beta_service_client::BetaServiceClient, ops::v1::ops_client::OpsClient};
+use portico_proto::{
+    beta::v1::beta_service_client::BetaServiceClient, ops::v1::ops_client::OpsClient,
+    workflow::v1::workflow_service_client::WorkflowServiceClient,
+};
 use portico_runtime::{
     cache::CacheRegistry,
     db::{Db, Migrations},
@@ -57,21 +60,53 @@ pub struct AppState {
     pub redis: Option<SharedRedis>,
     /// The gateway's caches.
     pub caches: CacheRegistry,
-    /// The beta service, over several HTTP/2 connections (see [`AppState::beta`]).
-    beta: Vec<BetaServiceClient<Authed>>,
-    next_connection: std::sync::atomic::AtomicUsize,
+    /// The beta service.
+    beta: Balanced<BetaServiceClient<Authed>>,
+    /// The workflow service.
+    workflow: Balanced<WorkflowServiceClient<Authed>>,
     /// Every service's Ops endpoint, by name.
     pub services: Vec<(&'static str, OpsClient<Authed>)>,
     /// When the gateway started.
     pub started: Instant,
 }
 
+/// Clients of one service over several HTTP/2 connections, used round-robin: one connection
+/// funnels every call through one connection task, several spread the framing work.
+struct Balanced<C> {
+    clients: Vec<C>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<C: Clone> Balanced<C> {
+    /// `connections` clients of the service at `url` (PORTICO_GRPC_CONNECTIONS), each built by
+    /// `client` over its own channel. `var` names the URL's setting in errors.
+    fn connect(var: &str, url: &str, config: &GatewayConfig, client: impl Fn(Channel) -> C) -> Result<Self, String> {
+        let clients = (0..config.grpc_connections)
+            .map(|_| grpc::channel(url, config.grpc_timeout).map(&client))
+            .collect::<Result<Vec<C>, String>>()
+            .map_err(|e| format!("{var}: {e}"))?;
+        Ok(Balanced {
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn get(&self) -> C {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // `connect` makes at least one client: PORTICO_GRPC_CONNECTIONS is positive.
+        self.clients[i % self.clients.len()].clone()
+    }
+}
+
 impl AppState {
-    /// A beta client, round-robin over the gateway's connections: one HTTP/2 connection
-    /// funnels every call through one connection task, several spread the framing work.
+    /// A beta service client.
     pub fn beta(&self) -> BetaServiceClient<Authed> {
-        let i = self.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.beta[i % self.beta.len()].clone()
+        self.beta.get()
+    }
+
+    /// A workflow service client.
+    pub fn workflow(&self) -> WorkflowServiceClient<Authed> {
+        self.workflow.get()
     }
 
     /// Requests per minute for a tier.
@@ -113,14 +148,21 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     )
     .await?;
     let token = PresentInternalToken::new(config.common.internal_token.expose())?;
-    let mut beta = Vec::with_capacity(config.grpc_connections);
-    for _ in 0..config.grpc_connections {
-        let ch = grpc::channel(&config.beta_url, config.grpc_timeout).map_err(|e| format!("PORTICO_BETA_URL: {e}"))?;
-        beta.push(BetaServiceClient::with_interceptor(ch, token.clone()));
-    }
-    let ops_channel =
-        grpc::channel(&config.beta_url, config.grpc_timeout).map_err(|e| format!("PORTICO_BETA_URL: {e}"))?;
-    let services = vec![("beta", OpsClient::with_interceptor(ops_channel, token))];
+    let beta = Balanced::connect("PORTICO_BETA_URL", &config.beta_url, &config, |ch| {
+        BetaServiceClient::with_interceptor(ch, token.clone())
+    })?;
+    let workflow = Balanced::connect("PORTICO_WORKFLOW_URL", &config.workflow_url, &config, |ch| {
+        WorkflowServiceClient::with_interceptor(ch, token.clone())
+    })?;
+    let ops = |var: &str, url: &str| {
+        grpc::channel(url, config.grpc_timeout)
+            .map(|ch| OpsClient::with_interceptor(ch, token.clone()))
+            .map_err(|e| format!("{var}: {e}"))
+    };
+    let services = vec![
+        ("beta", ops("PORTICO_BETA_URL", &config.beta_url)?),
+        ("workflow", ops("PORTICO_WORKFLOW_URL", &config.workflow_url)?),
+    ];
     Ok(Arc::new(AppState {
         config,
         db,
@@ -129,7 +171,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         redis,
         caches,
         beta,
-        next_connection: std::sync::atomic::AtomicUsize::new(0),
+        workflow,
         services,
         started: Instant::now(),
     }))

@@ -6,7 +6,11 @@ use protox::prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["portico/ops/v1/ops.proto", "portico/beta/v1/beta.proto"];
+    let files = [
+        "portico/ops/v1/ops.proto",
+        "portico/beta/v1/beta.proto",
+        "portico/workflow/v1/workflow.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
@@ -16,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Documents pass through the gateway without a copy.
+        .bytes(".portico.workflow.v1.AnalyzeRequest.document")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use portico_runtime::grpc::outgoing;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Admin, PageQuery, Rid, User};
+use super::{Admin, PageQuery, Rid, User, rfc3339};
 use crate::{
     AppState,
     envelope::{ApiError, ApiResult, Json, ok, success},
@@ -34,12 +34,6 @@ fn parse_level(name: &str) -> Option<pb::AccessLevel> {
         "DEVELOPER" => Some(pb::AccessLevel::Developer),
         _ => None,
     }
-}
-
-fn rfc3339(ms: i64) -> Value {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        .unwrap_or(Value::Null)
 }
 
 fn parse_time(field: &str, raw: &str) -> Result<i64, ApiError> {

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod beta;
 pub mod ops;
+pub mod workflow;
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::{Ready, ready};
@@ -87,6 +88,13 @@ api_routes! {
     get "/admin/beta/features" => beta::features, Admin, "beta-admin", None, "The feature → minimum level table";
     put "/admin/beta/features" => beta::set_features, Admin, "beta-admin", Some("FeatureTable"), "Replace the feature table";
     get "/admin/beta/analytics/summary" => beta::summary, Admin, "beta-admin", None, "Events per feature, unique users, per level";
+
+    post "/workflows/analyze" => workflow::analyze, User, "workflows", Some("Workflow"), "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
+    get "/workflows/history" => workflow::history, User, "workflows", None, "The caller's analyses, newest first (`?limit=&cursor=`)";
+    get "/workflows/analyses/{id}" => workflow::get, User, "workflows", None, "One of the caller's analyses (plan tier applies)";
+    delete "/workflows/analyses/{id}" => workflow::delete, User, "workflows", None, "Delete one of the caller's analyses";
+    get "/workflows/rules" => workflow::rules, Anonymous, "workflows", None, "The rule catalogue: id, severity, title, description, score weight";
+    get "/workflows/schema" => workflow::schema, Anonymous, "workflows", None, "JSON Schema of the workflow document";
 }
 
 async fn method_not_allowed() -> ApiResult {
@@ -188,6 +196,13 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) ->
     let message = err.to_string();
     let field = message.split('`').nth(1).unwrap_or("query").to_string();
     ApiError::fields([(field, message.replace("Query deserialize error: ", ""))]).into()
+}
+
+/// Unix milliseconds as an RFC 3339 string (null when out of range).
+pub fn rfc3339(ms: i64) -> serde_json::Value {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| serde_json::Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Path errors as validation problems.

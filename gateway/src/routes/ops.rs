@@ -217,6 +217,11 @@ pub fn openapi() -> Value {
                     "required": true,
                     "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } }
                 });
+                if body == "Workflow" {
+                    op["requestBody"]["content"]["application/xml"] = json!({
+                        "schema": { "type": "string", "description": "A BPMN 2.0 process (see the README for how it maps to steps)" }
+                    });
+                }
             }
             let entry = paths.entry(path).or_insert_with(|| json!({}));
             entry[r.method] = op;
@@ -262,7 +267,14 @@ fn schemas() -> Value {
         .collect();
     let level = json!({ "type": "string", "enum": ["NONE", "BASIC", "PREMIUM", "ADVANCED", "DEVELOPER"] });
     let time = json!({ "type": "string", "format": "date-time" });
+    // The workflow document's schema, its internal references re-rooted at its place here so
+    // tools that ignore `$id` resolve them too.
+    let workflow: Value = serde_json::from_str(
+        &portico_workflow_analyzer::SCHEMA.replace("\"#/$defs/", "\"#/components/schemas/Workflow/$defs/"),
+    )
+    .unwrap_or_default();
     json!({
+        "Workflow": workflow,
         "Meta": { "type": "object", "properties": { "timestamp": time, "requestId": { "type": "string" } } },
         "Success": { "type": "object", "properties": { "success": { "const": true }, "data": {}, "meta": { "$ref": "#/components/schemas/Meta" } } },
         "Error": { "type": "object", "properties": {

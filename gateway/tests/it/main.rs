@@ -1,4 +1,4 @@
-//! The real gateway in front of the real beta service, driven over HTTP.
+//! The real gateway in front of the real services, driven over HTTP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,3 +11,4 @@ mod support;
 mod telemetry;
 mod tls;
 mod tokens;
+mod workflow;

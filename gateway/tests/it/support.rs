@@ -1,4 +1,4 @@
-//! A whole stack per test: beta service and gateway on ephemeral ports, fresh databases.
+//! A whole stack per test: the services and the gateway on ephemeral ports, fresh databases.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,7 @@ pub const ADMIN: &str = "admin@example.com";
 pub struct Stack {
     pub gateways: Vec<portico_gateway::Running>,
     _beta: portico_beta::Running,
+    _workflow: portico_workflow::Running,
     pub http: reqwest::Client,
     pub gateway_db: String,
     stop: CancellationToken,
@@ -51,6 +52,7 @@ pub struct Options {
     pub gateways: usize,
     pub vars: Vec<(&'static str, String)>,
     pub beta_vars: Vec<(&'static str, String)>,
+    pub workflow_vars: Vec<(&'static str, String)>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             gateways: 1,
             vars: Vec::new(),
             beta_vars: Vec::new(),
+            workflow_vars: Vec::new(),
         }
     }
     pub fn var(mut self, k: &'static str, v: impl Into<String>) -> Self {
@@ -68,6 +71,10 @@ impl Options {
     }
     pub fn beta_var(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.beta_vars.push((k, v.into()));
+        self
+    }
+    pub fn workflow_var(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.workflow_vars.push((k, v.into()));
         self
     }
     pub fn gateways(mut self, n: usize) -> Self {
@@ -83,6 +90,7 @@ impl Stack {
 
     pub async fn with(opts: Options) -> Stack {
         let beta_db = TestDb::new(opts.backend, "gwbeta");
+        let workflow_db = TestDb::new(opts.backend, "gwworkflow");
         let gw_db = TestDb::new(opts.backend, "gateway");
         let stop = CancellationToken::new();
         let services_stop = CancellationToken::new();
@@ -106,12 +114,24 @@ impl Stack {
         let beta = portico_beta::start_on(listener, config, services_stop.clone())
             .await
             .unwrap();
+        let mut workflow_vars: HashMap<&str, String> = HashMap::from([
+            ("PORTICO_WORKFLOW_DATABASE_URL", workflow_db.url.clone()),
+            ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+        ]);
+        workflow_vars.extend(shared.iter().cloned());
+        workflow_vars.extend(opts.workflow_vars.iter().cloned());
+        let config = portico_workflow::WorkflowConfig::from_vars(&Vars::from_map(workflow_vars)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let workflow = portico_workflow::start_on(listener, config, services_stop.clone())
+            .await
+            .unwrap();
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
                 ("PORTICO_GATEWAY_DATABASE_URL", gw_db.url.clone()),
                 ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
                 ("PORTICO_BETA_URL", format!("http://{}", beta.addr)),
+                ("PORTICO_WORKFLOW_URL", format!("http://{}", workflow.addr)),
                 ("PORTICO_ADMIN_EMAILS", ADMIN.to_string()),
                 ("PORTICO_HTTP_WORKERS", "2".to_string()),
                 // Generous limits unless a test sets its own.
@@ -134,11 +154,12 @@ impl Stack {
         Stack {
             gateways,
             _beta: beta,
+            _workflow: workflow,
             http,
             gateway_db,
             stop,
             services_stop,
-            _dbs: vec![beta_db, gw_db],
+            _dbs: vec![beta_db, workflow_db, gw_db],
         }
     }
 
@@ -187,6 +208,19 @@ impl Stack {
             .json()
             .await
             .unwrap()
+    }
+
+    /// POSTs raw bytes with a Content-Type.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Reply {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        reply(req.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {

@@ -20,3 +20,12 @@ pub mod ops {
         tonic::include_proto!("portico.ops.v1");
     }
 }
+
+/// The workflow analysis service.
+pub mod workflow {
+    /// Version 1 of the workflow contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.workflow.v1");
+    }
+}

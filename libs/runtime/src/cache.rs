@@ -306,3 +306,25 @@ impl CacheRegistry {
         });
     }
 }
+
+/// How a service's caches are set up: lifetimes from the common config, Redis when configured.
+#[derive(Clone)]
+pub struct CacheSettings {
+    /// In-process lifetime.
+    pub l1_ttl: Duration,
+    /// Shared lifetime.
+    pub ttl: Duration,
+    /// Shared layer, when configured.
+    pub redis: Option<SharedRedis>,
+}
+
+impl CacheSettings {
+    /// Settings from the common config and its Redis connection.
+    pub fn new(common: &crate::config::CommonConfig, redis: Option<SharedRedis>) -> Self {
+        CacheSettings {
+            l1_ttl: common.cache_l1_ttl,
+            ttl: common.cache_ttl,
+            redis,
+        }
+    }
+}

@@ -53,6 +53,8 @@ macro_rules! catalogue {
 catalogue! {
     ValidationError => "VALIDATION_ERROR", 400, InvalidArgument, "The request is malformed; `details` names every bad field.";
     InvalidJson => "INVALID_JSON", 400, InvalidArgument, "The body is not valid JSON.";
+    InvalidXml => "INVALID_XML", 400, InvalidArgument, "The body is not well-formed XML.";
+    InvalidWorkflow => "INVALID_WORKFLOW", 422, InvalidArgument, "The workflow document is well-formed JSON but not a valid workflow; `details.problems` locates each problem by JSON pointer.";
     Unauthorized => "UNAUTHORIZED", 401, Unauthenticated, "No credentials were given.";
     InvalidCredentials => "INVALID_CREDENTIALS", 401, Unauthenticated, "Email or password is wrong.";
     InvalidToken => "INVALID_TOKEN", 401, Unauthenticated, "The access token or API key is invalid, revoked or for an unknown user.";

@@ -311,3 +311,118 @@ fn tokio_stream_listener(
         Some((next, listener))
     })
 }
+
+/// What [`launch`] needs to run one service.
+pub struct Launch {
+    /// Bound listener.
+    pub listener: TcpListener,
+    /// The service's own routes (already wrapped in [`RequireInternalToken`]).
+    pub routes: Routes,
+    /// Fully qualified gRPC name, for health.
+    pub service_name: &'static str,
+    /// Short name, for metrics and Ops (`beta`, `workflow`...).
+    pub short_name: &'static str,
+    /// The service's caches.
+    pub caches: CacheRegistry,
+    /// Its database; probed by Ops, gauged in metrics, closed after the drain.
+    pub db: crate::db::Db,
+    /// Shared Redis, probed by Ops when configured.
+    pub redis: Option<crate::redis::SharedRedis>,
+    /// The internal token Ops calls must present.
+    pub token: String,
+    /// Cancelled to stop accepting and drain.
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a service the way every Portico service runs: Ops probes for its database and Redis,
+/// pool gauges every 5 s, [`serve`] until shutdown, then the pool closed.
+pub fn launch(l: Launch) -> tokio::task::JoinHandle<Result<(), String>> {
+    let probe_db = l.db.clone();
+    let mut ops = OpsInfo::new(l.short_name, l.caches).probe(
+        "database",
+        Arc::new(move || {
+            let db = probe_db.clone();
+            Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
+        }),
+    );
+    if let Some(redis) = l.redis {
+        ops = ops.probe(
+            "redis",
+            Arc::new(move || {
+                let redis = redis.clone();
+                Box::pin(async move { redis.ping().await })
+            }),
+        );
+    }
+    let gauges = l.db.clone();
+    let gauges_stop = l.shutdown.clone();
+    let short_name = l.short_name;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        while tokio::select! { _ = gauges_stop.cancelled() => false, _ = tick.tick() => true } {
+            crate::metrics::record_pool(short_name, gauges.status());
+        }
+    });
+    let pool = l.db;
+    tokio::spawn(async move {
+        let served = serve(l.listener, l.routes, l.service_name, ops, &l.token, l.shutdown).await;
+        pool.close();
+        served
+    })
+}
+
+/// A started service.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Resolves when the server has drained after shutdown.
+    pub task: tokio::task::JoinHandle<Result<(), String>>,
+    /// Its database pool.
+    pub db: crate::db::Db,
+}
+
+/// Binds a service's gRPC listener; errors name the setting `var`.
+pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("{var} {addr}: {e}"))
+}
+
+/// What every service opens before serving: its database, Redis, and its cache registry
+/// (following invalidations from other replicas when Redis is configured).
+pub struct Foundation {
+    /// The service's database, migrated.
+    pub db: crate::db::Db,
+    /// Shared Redis, when configured.
+    pub redis: Option<crate::redis::SharedRedis>,
+    /// The service's caches, for Ops and metrics.
+    pub registry: CacheRegistry,
+    /// Settings for the caches the service creates.
+    pub caches: crate::cache::CacheSettings,
+}
+
+impl Foundation {
+    /// Connects to `database_url` (running `migrations`) and to Redis if configured.
+    pub async fn open(
+        short_name: &str,
+        common: &crate::config::CommonConfig,
+        database_url: &str,
+        migrations: crate::db::Migrations,
+        pool: usize,
+        shutdown: &CancellationToken,
+    ) -> Result<Foundation, String> {
+        let db = crate::db::Db::connect(database_url, migrations, pool)
+            .await
+            .map_err(|e| format!("{short_name} database: {e}"))?;
+        let redis = common.redis().map_err(|e| e.to_string())?;
+        let registry = CacheRegistry::default();
+        if let Some(redis) = &redis {
+            registry.follow_invalidations(redis.clone(), shutdown.clone());
+        }
+        let caches = crate::cache::CacheSettings::new(common, redis.clone());
+        Ok(Foundation {
+            db,
+            redis,
+            registry,
+            caches,
+        })
+    }
+}

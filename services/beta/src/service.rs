@@ -42,7 +42,7 @@ pub struct Beta {
 
 impl Beta {
     /// The application over `db`, with caches registered in `registry`.
-    pub fn new(db: Db, caches: &crate::Caches, registry: &CacheRegistry) -> Self {
+    pub fn new(db: Db, caches: &portico_runtime::cache::CacheSettings, registry: &CacheRegistry) -> Self {
         let members = Cache::new(
             "beta.membership",
             100_000,

@@ -1,4 +1,5 @@
-//! Criterion benchmarks: parsing and analysis of generated workflows from 10 to 100,000 steps.
+//! Criterion benchmarks: parsing and analysis of generated workflows from 10 to 100,000 steps,
+//! and parsing the same workflow written as BPMN 2.0 XML at 1,000 steps.
 //! Throughput is reported per step, so linear growth shows as a flat per-element time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
@@ -7,7 +8,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use portico_workflow_analyzer::{Limits, analyze, parse};
+use portico_workflow_analyzer::{Limits, analyze, bpmn, parse};
 
 const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
 
@@ -59,6 +60,86 @@ fn workflow_json(steps: usize) -> String {
     json
 }
 
+/// The workflow of [`workflow_json`] as BPMN: the same steps, with flows for `next`, `branches`
+/// and goto targets, a timer catch event for each wait and a boundary timer for each timeout.
+fn workflow_bpmn(steps: usize) -> String {
+    let mut xml = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:portico="https://portico.dev/schema/bpmn" id="defs">
+<bpmn:process id="bench" name="bench" isExecutable="true">
+<bpmn:startEvent id="t1" portico:type="form_submitted"/>
+<bpmn:sequenceFlow id="ft" sourceRef="t1" targetRef="s0"/>
+"#,
+    );
+    let blocks = steps / 10;
+    for k in 0..blocks {
+        let b = k * 10;
+        let s = |offset: usize| b + offset;
+        let config = |json: &str| {
+            format!("<bpmn:extensionElements><portico:config>{json}</portico:config></bpmn:extensionElements>")
+        };
+        write!(
+            xml,
+            r#"<bpmn:sendTask id="s{}">{}</bpmn:sendTask>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:intermediateCatchEvent id="s{}"><bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:exclusiveGateway id="s{}" default="n{k}">{}</bpmn:exclusiveGateway>
+<bpmn:sequenceFlow id="y{k}" sourceRef="s{}" targetRef="s{}" portico:branch="yes"/>
+<bpmn:sequenceFlow id="n{k}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:task id="s{}" portico:type="add_tag">{}</bpmn:task>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:task id="s{}" portico:type="goto"/>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:serviceTask id="s{}">{}</bpmn:serviceTask>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:task id="s{}" portico:type="send_sms">{}</bpmn:task>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:receiveTask id="s{}" messageRef="clicked"/>
+<bpmn:boundaryEvent id="b{k}" attachedToRef="s{}"><bpmn:timerEventDefinition><bpmn:timeDuration>P3D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:task id="s{}" portico:type="remove_tag">{}</bpmn:task>
+<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>
+<bpmn:intermediateThrowEvent id="s{}" portico:type="goal"/>
+"#,
+            s(0), config(&format!(r#"{{"subject": "Hello {k}", "unsubscribeLink": true}}"#)),
+            s(0), s(0), s(1),
+            s(1),
+            s(1), s(1), s(2),
+            s(2), config(&format!(r#"{{"conditions": [{{"field": "score", "op": "gte", "value": {k}}}, {{"field": "tag", "op": "neq", "value": "churned"}}]}}"#)),
+            s(2), s(3),
+            s(2), s(5),
+            s(3), config(&format!(r#"{{"tag": "engaged-{k}"}}"#)),
+            s(3), s(3), s(4),
+            s(4),
+            s(4), s(4), s(0),
+            s(5), config(&format!(r#"{{"url": "https://hooks.example/{k}", "retry": {{"maxAttempts": 3}}}}"#)),
+            s(5), s(5), s(6),
+            s(6), config(&format!(r#"{{"text": "Offer {k}. Reply STOP to opt out"}}"#)),
+            s(6), s(6), s(7),
+            s(7),
+            s(7),
+            s(7), s(7), s(8),
+            s(8), config(&format!(r#"{{"tag": "engaged-{k}"}}"#)),
+            s(8), s(8), s(9),
+            s(9),
+        )
+        .unwrap();
+        if k + 1 < blocks {
+            writeln!(
+                xml,
+                r#"<bpmn:sequenceFlow id="f{}" sourceRef="s{}" targetRef="s{}"/>"#,
+                s(9),
+                s(9),
+                b + 10
+            )
+            .unwrap();
+        }
+    }
+    xml.push_str("</bpmn:process>\n</bpmn:definitions>\n");
+    xml
+}
+
 fn limits() -> Limits {
     Limits { max_steps: 100_000 }
 }
@@ -95,5 +176,23 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_analyze, bench_parse);
+fn bench_parse_bpmn(c: &mut Criterion) {
+    const STEPS: usize = 1_000;
+    let xml = workflow_bpmn(STEPS);
+    let from_json = parse(workflow_json(STEPS).as_bytes(), limits()).expect("generated workflow parses");
+    assert_eq!(
+        bpmn::parse(xml.as_bytes(), limits()),
+        Ok(from_json),
+        "BPMN and JSON twins differ"
+    );
+    let mut group = c.benchmark_group("parse_bpmn");
+    group.throughput(Throughput::Elements(STEPS as u64));
+    group.sample_size(sample_size(STEPS));
+    group.bench_with_input(BenchmarkId::from_parameter(STEPS), &xml, |b, xml| {
+        b.iter(|| bpmn::parse(black_box(xml.as_bytes()), limits()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_analyze, bench_parse, bench_parse_bpmn);
 criterion_main!(benches);

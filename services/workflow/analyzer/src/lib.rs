@@ -1,7 +1,9 @@
 //! Static analysis, a "debugger", for Portico marketing-automation workflows.
 //!
 //! [`parse`] validates a JSON workflow document and reports every input problem with a JSON
-//! pointer; [`analyze`] runs the rule catalogue ([`rules`]) over the parsed workflow and returns
+//! pointer; [`bpmn::parse`] reads a BPMN 2.0 XML process into the same [`Workflow`] model (see
+//! [`bpmn`] for the mapping), reporting problems with XPath-like locations. [`analyze`] runs the
+//! rule catalogue ([`rules`]) over a parsed workflow, whichever format it came from, and returns
 //! findings, a 0–100 health score and a grade. Pure logic: no I/O, no global state.
 //!
 //! ```
@@ -16,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bpmn;
 mod graph;
 mod hash;
 mod model;

@@ -34,22 +34,25 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ProblemKind {
-    /// The bytes are not JSON at all.
+    /// The bytes are not JSON at all (for [`bpmn::parse`](crate::bpmn::parse): not well-formed XML).
     Syntax,
-    /// The JSON does not have the shape of a workflow.
+    /// The JSON (or BPMN) does not have the shape of a workflow.
     Schema,
     /// The workflow is over a [`Limits`] bound.
     TooLarge,
 }
 
-/// One thing wrong with the input, located by an RFC 6901 JSON pointer.
+/// One thing wrong with the input, located by an RFC 6901 JSON pointer (for BPMN input, an
+/// XPath-like locator: see [`bpmn`](crate::bpmn)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(rename_all = "camelCase")]
 #[error("{message} (at \"{pointer}\")")]
 pub struct InputProblem {
     /// Class of the problem.
     pub kind: ProblemKind,
-    /// JSON pointer to the offending value, `""` for the whole document.
+    /// JSON pointer to the offending value, `""` for the whole document. For
+    /// [`bpmn::parse`](crate::bpmn::parse), an XPath-like location such as
+    /// `/process/sendTask[@id='s1']` instead.
     pub pointer: String,
     /// Human-readable explanation.
     pub message: String,
@@ -791,6 +794,14 @@ impl Shape {
             Self::Array => "an array",
         }
     }
+}
+
+/// Checks a step config exactly as [`parse`] does, for the other input formats: each problem as
+/// (JSON pointer relative to the config object, message).
+pub(crate) fn config_problems(step_type: StepType, config: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut problems = Problems::default();
+    check_config(step_type, config, &ROOT, &mut problems);
+    problems.list.into_iter().map(|p| (p.pointer, p.message)).collect()
 }
 
 /// Checks only the keys the analyser understands; other keys belong to the platform and pass.

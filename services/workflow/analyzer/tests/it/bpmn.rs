@@ -1,0 +1,549 @@
+// BPMN 2.0 input: the same workflows as BPMN and as JSON must analyse the same, and hostile or
+// broken XML must come back as input problems, never as a panic.
+
+use std::fmt::Write;
+
+use portico_workflow_analyzer::{Analysis, Limits, ProblemKind, StepType, Workflow, analyze, bpmn, parse};
+use proptest::prelude::*;
+use serde_json::json;
+
+/// Knobs that make the reference workflow clean or give it findings.
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    unsubscribe: bool,
+    url: &'static str,
+    retry: Option<u32>,
+    wait: &'static str,
+}
+
+const CLEAN: Variant = Variant {
+    unsubscribe: true,
+    url: "https://x.example/hook",
+    retry: Some(3),
+    wait: "P1D",
+};
+
+/// The reference workflow of the contract (form trigger, email with unsubscribe link, wait a day,
+/// decision, webhook over https with retries, or back to the email) as JSON.
+fn reference_json(v: Variant) -> Vec<u8> {
+    let mut webhook = json!({"url": v.url});
+    if let Some(attempts) = v.retry {
+        webhook["retry"] = json!({"maxAttempts": attempts});
+    }
+    let doc = json!({"name": "Welcome series",
+    "triggers": [{"id": "t1", "type": "form_submitted", "next": "s1"}],
+    "steps": [
+        {"id": "s1", "type": "send_email", "config": {"subject": "Hi", "unsubscribeLink": v.unsubscribe}, "next": "s2"},
+        {"id": "s2", "type": "wait", "config": {"duration": v.wait}, "next": "s3"},
+        {"id": "s3", "type": "if_else", "config": {"conditions": [{"field": "tag", "op": "eq", "value": "vip"}]},
+         "branches": {"yes": "s4", "no": "s5"}},
+        {"id": "s4", "type": "webhook", "config": webhook, "next": null},
+        {"id": "s5", "type": "goto", "config": {"target": "s1"}}
+    ]});
+    doc.to_string().into_bytes()
+}
+
+/// The same workflow as a modeler would save it: `bpmn:` prefix, names, incoming/outgoing
+/// children, a vendor namespace, a diagram, and the "no" side drawn straight back to the email
+/// instead of through a goto step.
+fn reference_bpmn(v: Variant, prefix: &str) -> String {
+    let p = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}:{name}")
+        }
+    };
+    let xmlns = if prefix.is_empty() {
+        "xmlns".to_owned()
+    } else {
+        format!("xmlns:{prefix}")
+    };
+    let retry = v
+        .retry
+        .map(|n| format!(r#", "retry": {{"maxAttempts": {n}}}"#))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- exported by a modeler -->
+<{definitions} {xmlns}="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI"
+    xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    xmlns:po="https://portico.dev/schema/bpmn"
+    id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn">
+  <{message} id="Msg_unused" name="unused"/>
+  <{process} id="welcome" name="Welcome series" isExecutable="true">
+    <{start} id="t1" name="Form submitted" po:type="form_submitted">
+      <{outgoing}>f1</{outgoing}>
+    </{start}>
+    <{flow} id="f1" sourceRef="t1" targetRef="s1"/>
+    <{send} id="s1" name="Welcome email" camunda:asyncBefore="true">
+      <{incoming}>f1</{incoming}>
+      <{incoming}>f5</{incoming}>
+      <{ext}>
+        <po:config>{{"subject": "Hi", "unsubscribeLink": {unsubscribe}}}</po:config>
+        <camunda:properties><camunda:property name="x" value="y"/></camunda:properties>
+      </{ext}>
+      <{outgoing}>f2</{outgoing}>
+    </{send}>
+    <{flow} id="f2" sourceRef="s1" targetRef="s2"/>
+    <{catch} id="s2" name="One day">
+      <{timer} id="Timer_1"><{duration} xsi:type="tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{wait}</{duration}></{timer}>
+    </{catch}>
+    <{flow} id="f3" sourceRef="s2" targetRef="s3"/>
+    <{gateway} id="s3" name="VIP?" default="f5">
+      <{ext}><po:config><![CDATA[{{"conditions": [{{"field": "tag", "op": "eq", "value": "vip"}}]}}]]></po:config></{ext}>
+    </{gateway}>
+    <{flow} id="f4" name="Yes" sourceRef="s3" targetRef="s4">
+      <{condition}>${{tag == "vip"}}</{condition}>
+    </{flow}>
+    <{flow} id="f5" sourceRef="s3" targetRef="s1"/>
+    <{service} id="s4" name="Notify CRM">
+      <{ext}><po:config>{{"url": "{url}"{retry}}}</po:config></{ext}>
+    </{service}>
+    <{annotation} id="note"><{text}>Loops back &amp; waits a day</{text}></{annotation}>
+  </{process}>
+  <bpmndi:BPMNDiagram id="D1">
+    <bpmndi:BPMNPlane id="P1" bpmnElement="welcome">
+      <bpmndi:BPMNShape id="s1_di" bpmnElement="s1"><dc:Bounds x="1" y="2" width="3" height="4"/></bpmndi:BPMNShape>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+</{definitions}>"#,
+        definitions = p("definitions"),
+        message = p("message"),
+        process = p("process"),
+        start = p("startEvent"),
+        outgoing = p("outgoing"),
+        incoming = p("incoming"),
+        flow = p("sequenceFlow"),
+        send = p("sendTask"),
+        ext = p("extensionElements"),
+        catch = p("intermediateCatchEvent"),
+        timer = p("timerEventDefinition"),
+        duration = p("timeDuration"),
+        gateway = p("exclusiveGateway"),
+        condition = p("conditionExpression"),
+        service = p("serviceTask"),
+        annotation = p("textAnnotation"),
+        text = p("text"),
+        unsubscribe = v.unsubscribe,
+        wait = v.wait,
+        url = v.url,
+    )
+}
+
+/// A minimal document around process content, with the BPMN namespace as default and `portico:`.
+fn doc(body: &str) -> String {
+    format!(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:portico="https://portico.dev/schema/bpmn">
+  <process id="p">{body}</process>
+</definitions>"#
+    )
+}
+
+fn parse_bpmn(xml: &str) -> Workflow {
+    match bpmn::parse(xml.as_bytes(), Limits::default()) {
+        Ok(workflow) => workflow,
+        Err(problems) => panic!("BPMN does not parse: {problems:#?}"),
+    }
+}
+
+fn problems(xml: &str) -> Vec<portico_workflow_analyzer::InputProblem> {
+    bpmn::parse(xml.as_bytes(), Limits::default()).expect_err("document should be rejected")
+}
+
+/// (rule, step) of every finding.
+fn findings(analysis: &Analysis) -> Vec<(&'static str, Option<String>)> {
+    analysis.issues.iter().map(|f| (f.rule, f.step_id.clone())).collect()
+}
+
+fn rules(analysis: &Analysis) -> Vec<&'static str> {
+    analysis.issues.iter().map(|f| f.rule).collect()
+}
+
+#[test]
+fn reference_workflow_analyses_like_its_json_twin() {
+    let variants = [
+        CLEAN,
+        Variant {
+            unsubscribe: false,
+            ..CLEAN
+        },
+        Variant {
+            url: "http://x.example/hook",
+            retry: None,
+            ..CLEAN
+        },
+        Variant { wait: "PT0S", ..CLEAN },
+        Variant {
+            unsubscribe: false,
+            url: "ftp://nope",
+            retry: Some(0),
+            wait: "PT0S",
+        },
+    ];
+    for v in variants {
+        let from_json = analyze(&parse(&reference_json(v), Limits::default()).unwrap());
+        let from_bpmn = analyze(&parse_bpmn(&reference_bpmn(v, "bpmn")));
+        assert_eq!(findings(&from_bpmn), findings(&from_json), "{v:?}");
+        assert_eq!(
+            (from_bpmn.health_score, from_bpmn.grade),
+            (from_json.health_score, from_json.grade),
+            "{v:?}"
+        );
+        assert_eq!(from_bpmn.stats.triggers, 1);
+        assert_eq!(from_bpmn.stats.branches, 1);
+    }
+    let clean = analyze(&parse_bpmn(&reference_bpmn(CLEAN, "bpmn")));
+    assert_eq!((clean.health_score, clean.issues.len()), (100, 0));
+    let risky = analyze(&parse_bpmn(&reference_bpmn(variants[4], "bpmn")));
+    assert_eq!(
+        rules(&risky),
+        vec![
+            "loop-without-wait",
+            "email-no-unsubscribe",
+            "webhook-insecure-url",
+            "webhook-no-retry"
+        ]
+    );
+}
+
+#[test]
+fn reference_workflow_maps_field_by_field() {
+    let workflow = parse_bpmn(&reference_bpmn(CLEAN, "bpmn"));
+    assert_eq!(workflow.name.as_deref(), Some("Welcome series"));
+    let trigger = &workflow.triggers[0];
+    assert_eq!(
+        (
+            trigger.id.as_str(),
+            trigger.trigger_type.as_str(),
+            trigger.name.as_deref(),
+            trigger.next.as_deref()
+        ),
+        ("t1", "form_submitted", Some("Form submitted"), Some("s1"))
+    );
+    let summary: Vec<(&str, StepType, Option<&str>)> = workflow
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.step_type, s.next.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("s1", StepType::SendEmail, Some("s2")),
+            ("s2", StepType::Wait, Some("s3")),
+            ("s3", StepType::IfElse, None),
+            ("s4", StepType::Webhook, None),
+        ]
+    );
+    let branches = workflow.steps[2].branches.as_ref().unwrap();
+    assert_eq!(
+        (branches.yes.as_deref(), branches.no.as_deref()),
+        (Some("s4"), Some("s1"))
+    );
+    assert_eq!(workflow.steps[1].config["duration"], "P1D");
+    assert_eq!(workflow.steps[0].name.as_deref(), Some("Welcome email"));
+}
+
+#[test]
+fn any_prefix_or_the_default_namespace_parses_the_same() {
+    let reference = parse_bpmn(&reference_bpmn(CLEAN, "bpmn"));
+    for prefix in ["bpmn2", "", "x"] {
+        assert_eq!(
+            parse_bpmn(&reference_bpmn(CLEAN, prefix)),
+            reference,
+            "prefix {prefix:?}"
+        );
+    }
+    // The prefix alone means nothing: `bpmn:` bound to another namespace is not BPMN.
+    let wrong = reference_bpmn(CLEAN, "bpmn").replace(
+        r#"xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL""#,
+        r#"xmlns:bpmn="urn:something-else""#,
+    );
+    let found = problems(&wrong);
+    assert_eq!(found[0].kind, ProblemKind::Schema);
+    assert!(found[0].message.contains("root element"), "{}", found[0].message);
+}
+
+#[test]
+fn loop_without_timer_is_an_infinite_loop() {
+    let body = r#"
+    <startEvent id="t1"/>
+    <sequenceFlow sourceRef="t1" targetRef="a"/>
+    <task id="a" portico:type="add_tag"><extensionElements><portico:config>{"tag": "a"}</portico:config></extensionElements></task>
+    <sequenceFlow sourceRef="a" targetRef="merge"/>
+    <exclusiveGateway id="merge"/>
+    <sequenceFlow sourceRef="merge" targetRef="b"/>
+    <task id="b" portico:type="remove_tag"><extensionElements><portico:config>{"tag": "a"}</portico:config></extensionElements></task>
+    <sequenceFlow sourceRef="b" targetRef="a"/>"#;
+    let analysis = analyze(&parse_bpmn(&doc(body)));
+    assert_eq!(rules(&analysis), vec!["infinite-loop"]);
+    assert_eq!(analysis.issues[0].step_id.as_deref(), Some("a"));
+    assert_eq!(analysis.stats.steps, 2, "the merge gateway is not a step");
+
+    let with_timer = body.replace(
+        r#"<sequenceFlow sourceRef="b" targetRef="a"/>"#,
+        r#"<sequenceFlow sourceRef="b" targetRef="w"/>
+        <intermediateCatchEvent id="w"><timerEventDefinition><timeDuration>P7D</timeDuration></timerEventDefinition></intermediateCatchEvent>
+        <sequenceFlow sourceRef="w" targetRef="merge"/>"#,
+    );
+    assert!(analyze(&parse_bpmn(&doc(&with_timer))).issues.is_empty());
+}
+
+#[test]
+fn flow_to_a_missing_element_is_a_broken_reference_not_an_input_problem() {
+    let body = r#"
+    <startEvent id="t1"/>
+    <sequenceFlow sourceRef="t1" targetRef="e"/>
+    <endEvent id="e"/>
+    <intermediateThrowEvent id="g" portico:type="goal"/>
+    <sequenceFlow id="lost" sourceRef="g" targetRef="ghost"/>"#;
+    let workflow = parse_bpmn(&doc(body));
+    assert_eq!(workflow.steps[1].next.as_deref(), Some("ghost"));
+    let analysis = analyze(&workflow);
+    assert_eq!(
+        findings(&analysis),
+        vec![
+            ("broken-reference", Some("g".to_owned())),
+            ("goal-unreachable", Some("g".to_owned()))
+        ]
+    );
+}
+
+#[test]
+fn waiting_for_a_message_takes_the_timeout_from_a_boundary_timer() {
+    let with_timer = doc(r#"
+    <startEvent id="t1"><messageEventDefinition messageRef="m_signup"/></startEvent>
+    <sequenceFlow sourceRef="t1" targetRef="w"/>
+    <receiveTask id="w" messageRef="m_click"/>
+    <boundaryEvent id="timeout" attachedToRef="w"><timerEventDefinition><timeDuration>P3D</timeDuration></timerEventDefinition></boundaryEvent>
+    <sequenceFlow sourceRef="w" targetRef="e"/>
+    <sequenceFlow sourceRef="timeout" targetRef="e"/>
+    <endEvent id="e"/>"#)
+    .replace("</definitions>", r#"<message id="m_click" name="email_clicked"/></definitions>"#);
+    let workflow = parse_bpmn(&with_timer);
+    assert_eq!(workflow.triggers[0].trigger_type, "message");
+    let wait = &workflow.steps[0];
+    assert_eq!(wait.step_type, StepType::WaitForEvent);
+    assert_eq!(
+        wait.config,
+        json!({"event": "email_clicked", "timeout": "P3D"})
+            .as_object()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(wait.next.as_deref(), Some("e"));
+    assert!(analyze(&workflow).issues.is_empty());
+
+    let without = doc(r#"
+    <startEvent id="t1"/>
+    <sequenceFlow sourceRef="t1" targetRef="w"/>
+    <intermediateCatchEvent id="w"><signalEventDefinition signalRef="sig"/></intermediateCatchEvent>"#);
+    let workflow = parse_bpmn(&without);
+    assert_eq!(workflow.steps[0].config["event"], "sig");
+    assert_eq!(rules(&analyze(&workflow)), vec!["wait-without-timeout"]);
+
+    // A timeout that leads elsewhere than the event cannot be expressed in the model.
+    let elsewhere = with_timer.replace(
+        r#"<sequenceFlow sourceRef="timeout" targetRef="e"/>"#,
+        r#"<sequenceFlow sourceRef="timeout" targetRef="other"/>"#,
+    );
+    assert_eq!(
+        problems(&elsewhere)
+            .iter()
+            .map(|p| p.pointer.as_str())
+            .collect::<Vec<_>>(),
+        vec!["/process/boundaryEvent[@id='timeout']"]
+    );
+}
+
+#[test]
+fn malformed_xml_is_a_syntax_problem_with_a_position() {
+    let broken = reference_bpmn(CLEAN, "bpmn").replace("</bpmn:sendTask>", "</bpmn:task>");
+    let found = bpmn::parse(broken.as_bytes(), Limits::default()).unwrap_err();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].kind, found[0].pointer.as_str()), (ProblemKind::Syntax, ""));
+    assert!(found[0].message.contains("line 23,"), "{}", found[0].message);
+    for bad in ["", "<definitions", "not xml at all", "<a></b>", "<a>&nbsp;</a>"] {
+        let found = bpmn::parse(bad.as_bytes(), Limits::default()).unwrap_err();
+        assert_eq!(found[0].kind, ProblemKind::Syntax, "{bad:?}");
+    }
+}
+
+#[test]
+fn doctype_is_refused_so_entities_cannot_expand() {
+    let xxe = r#"<?xml version="1.0"?>
+<!DOCTYPE definitions [<!ENTITY xxe SYSTEM "file:///etc/passwd"><!ENTITY lol "lol">]>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p" name="&xxe;&lol;"/></definitions>"#;
+    let found = problems(xxe);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ProblemKind::Syntax);
+    assert!(found[0].message.contains("DOCTYPE"), "{}", found[0].message);
+    assert!(found[0].message.contains("line 2, column 1"), "{}", found[0].message);
+}
+
+#[test]
+fn duplicate_ids_are_schema_problems() {
+    let found = problems(&doc(r#"
+    <startEvent id="t1"/>
+    <sequenceFlow id="x" sourceRef="t1" targetRef="s1"/>
+    <sendTask id="s1"/>
+    <sendTask id="s1"/>
+    <task id="x" portico:type="end"/>"#));
+    assert!(found.iter().all(|p| p.kind == ProblemKind::Schema), "{found:?}");
+    let pointers: Vec<&str> = found.iter().map(|p| p.pointer.as_str()).collect();
+    assert_eq!(pointers, vec!["/process/sendTask[2]", "/process/task[1]"]);
+    assert!(
+        found[0].message.contains("/process/sendTask[1]"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[1].message.contains("/process/sequenceFlow[1]"),
+        "{}",
+        found[1].message
+    );
+}
+
+#[test]
+fn too_many_steps_is_its_own_kind() {
+    let xml = doc(r#"
+    <endEvent id="a"/><endEvent id="b"/>
+    <exclusiveGateway id="merge"/><sequenceFlow sourceRef="merge" targetRef="c"/>
+    <endEvent id="c"/>"#);
+    let found = bpmn::parse(xml.as_bytes(), Limits { max_steps: 2 }).unwrap_err();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].kind, found[0].pointer.as_str()),
+        (ProblemKind::TooLarge, "/process")
+    );
+    assert!(
+        bpmn::parse(xml.as_bytes(), Limits { max_steps: 3 }).is_ok(),
+        "merges do not count"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_location() {
+    let found = problems(&doc(r#"
+    <startEvent id="t1"/>
+    <sequenceFlow id="f1" sourceRef="t1" targetRef="u"/>
+    <sequenceFlow id="f2" sourceRef="t1" targetRef="s"/>
+    <userTask id="u"/>
+    <sendTask id="s" portico:type="send_fax"/>
+    <parallelGateway id="fork"/>
+    <serviceTask id="w"><extensionElements><portico:config>{"retry": {"maxAttempts": "3"}}</portico:config></extensionElements></serviceTask>
+    <task id="j" portico:type="add_tag"><extensionElements><portico:config>[1]</portico:config></extensionElements></task>
+    <task id="k" portico:tpye="add_tag" portico:type="add_tag"><extensionElements><portico:conifg/></extensionElements></task>
+    <endEvent id="e"/>
+    <sequenceFlow id="f3" sourceRef="e" targetRef="t1"/>
+    <sequenceFlow id="f4" sourceRef="nowhere" targetRef="e"/>
+    <sequenceFlow id="f5" sourceRef="e"/>"#));
+    assert!(found.iter().all(|p| p.kind == ProblemKind::Schema), "{found:#?}");
+    let mut pointers: Vec<&str> = found.iter().map(|p| p.pointer.as_str()).collect();
+    pointers.sort_unstable();
+    assert_eq!(
+        pointers,
+        vec![
+            "/process/parallelGateway[@id='fork']",
+            "/process/sendTask[@id='s']",
+            "/process/sequenceFlow[@id='f3']",
+            "/process/sequenceFlow[@id='f4']",
+            "/process/sequenceFlow[@id='f5']",
+            "/process/serviceTask[@id='w']/extensionElements/config/retry/maxAttempts",
+            "/process/startEvent[@id='t1']",
+            "/process/task[@id='j']/extensionElements/config",
+            "/process/task[@id='k']",
+            "/process/task[@id='k']",
+            "/process/userTask[@id='u']",
+        ]
+    );
+    let user_task = found.iter().find(|p| p.pointer.contains("userTask")).unwrap();
+    assert!(user_task.message.contains("<userTask>") && user_task.message.contains("portico:type"));
+}
+
+#[test]
+fn the_document_must_hold_a_process() {
+    for (xml, expected) in [
+        (
+            r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
+            "no <process>",
+        ),
+        (
+            r#"<process xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
+            "root element",
+        ),
+        (r#"<definitions/>"#, "root element"),
+    ] {
+        let found = problems(xml);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].kind, found[0].pointer.as_str()), (ProblemKind::Schema, ""));
+        assert!(found[0].message.contains(expected), "{}", found[0].message);
+    }
+}
+
+#[test]
+fn the_executable_process_is_chosen() {
+    let xml = r#"<b:definitions xmlns:b="http://www.omg.org/spec/BPMN/20100524/MODEL">
+      <b:process id="draft" name="Draft"><b:userTask id="u"/></b:process>
+      <b:process id="live" name="Live" isExecutable="true">
+        <b:documentation> Runs every day. </b:documentation>
+        <b:startEvent id="t"><b:timerEventDefinition/></b:startEvent>
+      </b:process>
+    </b:definitions>"#;
+    let workflow = parse_bpmn(xml);
+    assert_eq!(workflow.name.as_deref(), Some("Live"));
+    assert_eq!(workflow.description.as_deref(), Some("Runs every day."));
+    assert_eq!(workflow.triggers[0].trigger_type, "timer");
+    // Without isExecutable the first process counts, and its userTask says nothing.
+    let first = xml.replace(r#" isExecutable="true""#, "");
+    assert_eq!(problems(&first)[0].pointer, "/process/userTask[@id='u']");
+}
+
+#[test]
+fn long_chains_through_merge_gateways_parse_in_linear_time() {
+    const N: usize = 100_000;
+    let mut body = String::from(r#"<startEvent id="t"/><sequenceFlow sourceRef="t" targetRef="g0"/>"#);
+    for i in 0..N {
+        write!(
+            body,
+            r#"<exclusiveGateway id="g{i}"/><sequenceFlow sourceRef="g{i}" targetRef="{}"/>"#,
+            if i + 1 < N {
+                format!("g{}", i + 1)
+            } else {
+                "e".to_owned()
+            }
+        )
+        .unwrap();
+    }
+    body.push_str(r#"<endEvent id="e"/>"#);
+    let workflow = parse_bpmn(&doc(&body));
+    assert_eq!(workflow.triggers[0].next.as_deref(), Some("e"));
+    assert_eq!(workflow.steps.len(), 1);
+    // Deep nesting: no recursion anywhere, and quick-xml refuses more than 65,535 levels.
+    let nested = |depth: usize| problems(&format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth)));
+    assert_eq!(nested(60_000)[0].kind, ProblemKind::Schema);
+    assert_eq!(nested(N)[0].kind, ProblemKind::Syntax);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = bpmn::parse(&bytes, Limits::default());
+    }
+
+    #[test]
+    fn damaged_documents_never_panic(cut in 0usize..4000, at in 0usize..4000, byte in any::<u8>()) {
+        let mut bytes = reference_bpmn(CLEAN, "bpmn").into_bytes();
+        if let Some(b) = bytes.get_mut(at) {
+            *b = byte;
+        }
+        bytes.truncate(cut);
+        if let Ok(workflow) = bpmn::parse(&bytes, Limits::default()) {
+            let _ = analyze(&workflow);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE analysis_quota;
+DROP TABLE analyses;
