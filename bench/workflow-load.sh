@@ -7,6 +7,10 @@
 #
 #   bench/workflow-load.sh [seconds per run] [connections] [rounds]
 #
+# Closed loop (wrk) measures what one server CPU sustains, where the latency is all queueing
+# (64 connections ÷ throughput). Then an open-loop run at fixed rates (RATES, default
+# "250 500 1000" req/s) over the same connections, timed from when each request was due,
+# answers the latency question below saturation.
 # - analyze_cached: the same 100-step workflow every time (served from the result cache,
 #   still recorded in history and counted against the quota);
 # - analyze_fresh: every request a different 100-step workflow (one tag value changes), so
@@ -28,6 +32,7 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p portico
+cargo build --release -q -p portico-gateway --example open_loop
 TARGET=${CARGO_TARGET_DIR:-target}
 GW_PORT=18093
 
@@ -138,3 +143,12 @@ for n in names[1:]:
     ratios = [r[0] / b[0] for r, b in zip(runs[n], base)]
     print(f"throughput {n} / user_access: median {statistics.median(ratios):.2f} (per round: {', '.join(f'{x:.2f}' for x in ratios)})")
 PY
+
+echo
+echo "open loop over $CONNS connections (latency from when each request was due):"
+for rate in ${RATES:-250 500 1000}; do
+  for vary in same vary; do
+    taskset -c "$LOAD_CPU" "$TARGET/release/examples/open_loop" "http://127.0.0.1:$GW_PORT/v1/workflows/analyze" \
+      "$TOKEN" "$WORK/workflow.json" "$rate" "$DURATION" "$CONNS" "$vary"
+  done
+done

@@ -238,6 +238,24 @@ each_backend!(the_hourly_quota_holds_under_concurrency, |backend| {
     let r = s.post("/v1/workflows/analyze", Some(&other), reference()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.data()["quota"]["remaining"], 4);
+
+    // An upgrade lifts the limit at once, within the same hour.
+    let admin = s.admin().await;
+    let me = s.get("/v1/auth/me", Some(&token)).await;
+    let id = me.data()["id"].as_str().unwrap().to_string();
+    let r = s
+        .send(
+            Method::PUT,
+            &format!("/v1/admin/users/{id}/tier"),
+            Some(&admin),
+            Some(json!({"tier": "pro"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = s.post("/v1/workflows/analyze", Some(&token), reference()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.data()["quota"]["limit"], 100);
+    assert_eq!(r.data()["quota"]["remaining"], 94);
 });
 
 each_backend!(history_is_private_paginated_and_deletable, |backend| {

@@ -5,7 +5,6 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use portico_proto::workflow::v1 as pb;
 use portico_workflow_analyzer::{Analysis, Workflow};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Findings a free caller sees.
@@ -70,47 +69,30 @@ pub fn retry_after_secs(now_ms: i64, end_ms: i64) -> u64 {
     u64::try_from((end_ms - now_ms + 999) / 1000).unwrap_or(1).max(1)
 }
 
-/// SHA-256 (hex) of the canonical form of what the analyser reads: triggers and steps, with
-/// object keys sorted and no insignificant whitespace. Display name and description do not
-/// change the findings and are left out, so renaming a workflow still hits the cache.
+/// SHA-256 (hex) of the canonical form of what the analyser reads: triggers and steps in the
+/// model's field order, object keys sorted (serde_json's map is ordered by key), no
+/// insignificant whitespace. Display name and description do not change the findings and are
+/// left out, so renaming a workflow still hits the cache. Serialised straight from the typed
+/// model into the hasher, with no intermediate copy.
 pub fn content_hash(workflow: &Workflow) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(RESULT_VERSION.as_bytes());
-    hasher.update([0]);
-    let graph = serde_json::json!({ "triggers": workflow.triggers, "steps": workflow.steps });
-    write_canonical(&graph, &mut hasher);
-    hex::encode(hasher.finalize())
+    let mut hasher = HashWriter(Sha256::new());
+    hasher.0.update(RESULT_VERSION.as_bytes());
+    hasher.0.update([0]);
+    // Writing into a hasher cannot fail, and the model holds nothing unserialisable.
+    let _ = serde_json::to_writer(&mut hasher, &(&workflow.triggers, &workflow.steps));
+    hex::encode(hasher.0.finalize())
 }
 
-fn write_canonical(value: &Value, out: &mut Sha256) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.update(b"{");
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                write_canonical(&Value::String(key.clone()), out);
-                out.update(b":");
-                if let Some(v) = map.get(key) {
-                    write_canonical(v, out);
-                }
-            }
-            out.update(b"}");
-        }
-        Value::Array(items) => {
-            out.update(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                write_canonical(item, out);
-            }
-            out.update(b"]");
-        }
-        scalar => out.update(scalar.to_string().as_bytes()),
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

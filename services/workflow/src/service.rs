@@ -35,6 +35,10 @@ pub struct Workflows {
     results: Cache<Arc<Computed>>,
     limits: Limits,
     quotas: Quotas,
+    /// Users whose quota is spent, with the end of that window and the limit they hit:
+    /// refused without a database read or any parsing until then, unless their limit has
+    /// changed (a new tier). Only a hint; the count in the database decides.
+    spent: moka::sync::Cache<String, (i64, u32)>,
 }
 
 /// A caller as the gateway identified them.
@@ -65,6 +69,10 @@ impl Workflows {
             results,
             limits,
             quotas,
+            spent: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_millis(domain::HOUR_MS as u64))
+                .build(),
         }
     }
 
@@ -72,13 +80,8 @@ impl Workflows {
         let caller = caller(req.caller)?;
         let limit = self.quotas.for_tier(caller.tier);
         let (window_start, window_end) = domain::window(now_ms());
-        // Refuse a spent quota before doing any work for it.
-        let uid = caller.user_id.clone();
-        let used = self
-            .db
-            .run(move |conn| Ok::<_, WorkflowError>(store::quota_used(conn, &uid, window_start)?))
-            .await?;
-        if u32::try_from(used).unwrap_or(u32::MAX) >= limit {
+        // Refuse a quota known to be spent before doing any work for it.
+        if self.spent.get(&caller.user_id) == Some((window_end, limit)) {
             return Err(self.quota_spent(caller.tier, limit, window_end));
         }
 
@@ -122,6 +125,7 @@ impl Workflows {
             outcome = self.record(record, window_start, limit_i32).await;
         }
         let Some(used) = outcome? else {
+            self.spent.insert(caller.user_id.clone(), (window_end, limit));
             return Err(self.quota_spent(caller.tier, limit, window_end));
         };
         metrics::counter!("portico_workflow_analyses_total", "cached" => bool_label(cached), "grade" => computed.grade.clone())

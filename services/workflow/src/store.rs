@@ -130,33 +130,34 @@ pub fn quota_used(conn: &mut DbConnection, user_id: &str, window_start: i64) -> 
 /// can never use more than `limit` between them.
 pub fn take_quota(conn: &mut DbConnection, user_id: &str, window_start: i64, limit: i32) -> QueryResult<Option<i32>> {
     let row = analysis_quota::table.find((user_id, window_start));
+    let updated = diesel::update(row.filter(analysis_quota::used.lt(limit)))
+        .set(analysis_quota::used.eq(analysis_quota::used + 1))
+        .execute(conn)?;
+    if updated == 1 {
+        return quota_used(conn, user_id, window_start).map(Some);
+    }
     let exists = row
         .select(analysis_quota::used)
         .first::<i32>(conn)
         .optional()?
         .is_some();
-    if !exists {
-        // The user's first analysis this hour: forget past windows, open this one.
-        diesel::delete(
-            analysis_quota::table
-                .filter(analysis_quota::user_id.eq(user_id))
-                .filter(analysis_quota::window_start.lt(window_start)),
-        )
-        .execute(conn)?;
-        diesel::insert_into(analysis_quota::table)
-            .values((
-                analysis_quota::user_id.eq(user_id),
-                analysis_quota::window_start.eq(window_start),
-                analysis_quota::used.eq(0),
-            ))
-            .execute(conn)?;
+    if exists || limit < 1 {
+        return Ok(None);
     }
-    let updated = diesel::update(row.filter(analysis_quota::used.lt(limit)))
-        .set(analysis_quota::used.eq(analysis_quota::used + 1))
+    // The user's first analysis this hour: forget past windows, open this one. A concurrent
+    // first analysis makes this insert a unique violation; the caller retries.
+    diesel::delete(
+        analysis_quota::table
+            .filter(analysis_quota::user_id.eq(user_id))
+            .filter(analysis_quota::window_start.lt(window_start)),
+    )
+    .execute(conn)?;
+    diesel::insert_into(analysis_quota::table)
+        .values((
+            analysis_quota::user_id.eq(user_id),
+            analysis_quota::window_start.eq(window_start),
+            analysis_quota::used.eq(1),
+        ))
         .execute(conn)?;
-    if updated == 1 {
-        quota_used(conn, user_id, window_start).map(Some)
-    } else {
-        Ok(None)
-    }
+    Ok(Some(1))
 }

@@ -1,0 +1,93 @@
+//! Open-loop latency of one POST endpoint over a fixed number of connections, in the manner
+//! of wrk2: requests are due on a fixed schedule and latency is measured from when each was
+//! due, so a stalled server is charged for the requests it delayed (no coordinated omission).
+//! Each connection carries one request at a time (HTTP/1.1, no pipelining).
+//!
+//!   open_loop <url> <access token> <body file> <rate/s> <seconds> <connections> [vary]
+//!
+//! With `vary`, every request replaces `TAG_PLACEHOLDER` in the body with a unique value.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args[1].clone();
+    let token = args[2].clone();
+    let body = std::fs::read_to_string(&args[3]).unwrap();
+    let rate: u64 = args[4].parse().unwrap();
+    let seconds: u64 = args[5].parse().unwrap();
+    let connections: u64 = args[6].parse().unwrap();
+    let vary = args.get(7).is_some_and(|a| a == "vary");
+
+    let total = rate * seconds;
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            let mut i = c;
+            while i < total {
+                let due = start + interval * i as u32;
+                tokio::time::sleep_until(due.into()).await;
+                let payload = if vary {
+                    body.replace("TAG_PLACEHOLDER", &format!("v{i}"))
+                } else {
+                    body.replace("TAG_PLACEHOLDER", "fixed")
+                };
+                let ok = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(payload)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if ok {
+                    latencies.push(due.elapsed().as_micros() as u64);
+                } else {
+                    failed += 1;
+                }
+                i += connections;
+            }
+            (latencies, failed)
+        }));
+    }
+    let mut all = Vec::with_capacity(total as usize);
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await.unwrap();
+        all.extend(l);
+        failed += f;
+    }
+    all.sort_unstable();
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "{rate} req/s over {connections} connections for {seconds}s ({}): p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  achieved {:.0} req/s  failed {failed}",
+        if vary { "every body different" } else { "same body" },
+        percentile(&all, 0.5),
+        percentile(&all, 0.95),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0),
+        all.len() as f64 / elapsed,
+    );
+}
