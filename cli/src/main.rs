@@ -2,7 +2,7 @@
 //!
 //! - `portico dev`: the whole stack in one process on embedded defaults (SQLite files, in-memory
 //!   cache), every service on its own gRPC port, the gateway in front; prints the gateway URL.
-//! - `portico serve <gateway|beta|workflow>`: one process alone, as compose and Kubernetes run it.
+//! - `portico serve <gateway|beta|media|workflow>`: one process alone, as compose and Kubernetes run it.
 //! - `portico analyze FILE.json`: the workflow analyser, for a customer's CI.
 
 mod analyze;
@@ -51,6 +51,7 @@ enum Command {
 enum Component {
     Gateway,
     Beta,
+    Media,
     Workflow,
 }
 
@@ -67,6 +68,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         None => "portico",
         Some(Component::Gateway) => "gateway",
         Some(Component::Beta) => "beta",
+        Some(Component::Media) => "media",
         Some(Component::Workflow) => "workflow",
     };
     let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
@@ -86,9 +88,16 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             )
             .await
             .map_err(anyhow::Error::msg)?;
+            let media = portico_media::start(portico_media::MediaConfig::from_vars(&vars)?, services_stop.clone())
+                .await
+                .map_err(anyhow::Error::msg)?;
             // Point the gateway at the services just started unless told otherwise.
             let mut vars = vars;
-            for (var, addr) in [("PORTICO_BETA_URL", beta.addr), ("PORTICO_WORKFLOW_URL", workflow.addr)] {
+            for (var, addr) in [
+                ("PORTICO_BETA_URL", beta.addr),
+                ("PORTICO_WORKFLOW_URL", workflow.addr),
+                ("PORTICO_MEDIA_URL", media.addr),
+            ] {
                 if vars.raw(var).is_none() {
                     vars = vars.set(var, format!("http://{addr}"));
                 }
@@ -105,7 +114,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("Data in {}; stop with Ctrl-C.", common.data_dir.display());
             let drained = gateway.task.await;
             services_stop.cancel();
-            let services = [beta.task.await, workflow.task.await];
+            let services = [beta.task.await, workflow.task.await, media.task.await];
             drained?.map_err(anyhow::Error::msg)?;
             for service in services {
                 service?.map_err(anyhow::Error::msg)?;
@@ -123,6 +132,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             beta.task.await?.map_err(anyhow::Error::msg)?;
+        }
+        Some(Component::Media) => {
+            service_metrics(&vars, &stop)?;
+            let media = portico_media::start(portico_media::MediaConfig::from_vars(&vars)?, stop)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            media.task.await?.map_err(anyhow::Error::msg)?;
         }
         Some(Component::Workflow) => {
             service_metrics(&vars, &stop)?;

@@ -54,6 +54,11 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// `PORTICO_JSON_LIMIT_BYTES` (default 1 MiB).
     pub json_limit: usize,
+    /// `PORTICO_MEDIA_MAX_BYTES` (default 25 MiB): the upload cap, checked here before
+    /// anything reaches the media service (which applies the same cap).
+    pub upload_limit: usize,
+    /// `PORTICO_MEDIA_URL` (default `http://127.0.0.1:50052`).
+    pub media_url: String,
     /// `PORTICO_TLS_CERT` and `PORTICO_TLS_KEY`: PEM files; HTTPS when both are set.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `PORTICO_TRUST_FORWARDED`: take the client IP from `X-Forwarded-For` (behind a proxy).
@@ -129,6 +134,8 @@ impl GatewayConfig {
             },
             cors_origins: vars.list("PORTICO_CORS_ORIGINS"),
             json_limit: vars.positive("PORTICO_JSON_LIMIT_BYTES", 1024 * 1024)? as usize,
+            upload_limit: vars.positive("PORTICO_MEDIA_MAX_BYTES", 25 * 1024 * 1024)? as usize,
+            media_url: vars.string("PORTICO_MEDIA_URL", "http://127.0.0.1:50052"),
             tls,
             trust_forwarded: vars.flag("PORTICO_TRUST_FORWARDED", false)?,
             api_sunset: date("PORTICO_API_SUNSET", "2027-06-30T00:00:00Z")?,

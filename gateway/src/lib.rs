@@ -18,8 +18,8 @@ use actix_web::{
     web,
 };
 use portico_proto::{
-    beta::v1::beta_service_client::BetaServiceClient, ops::v1::ops_client::OpsClient,
-    workflow::v1::workflow_service_client::WorkflowServiceClient,
+    beta::v1::beta_service_client::BetaServiceClient, media::v1::media_service_client::MediaServiceClient,
+    ops::v1::ops_client::OpsClient, workflow::v1::workflow_service_client::WorkflowServiceClient,
 };
 use portico_runtime::{
     cache::CacheRegistry,
@@ -64,6 +64,8 @@ pub struct AppState {
     beta: Balanced<BetaServiceClient<Authed>>,
     /// The workflow service.
     workflow: Balanced<WorkflowServiceClient<Authed>>,
+    /// The media service.
+    media: Balanced<MediaServiceClient<Authed>>,
     /// Every service's Ops endpoint, by name.
     pub services: Vec<(&'static str, OpsClient<Authed>)>,
     /// When the gateway started.
@@ -107,6 +109,11 @@ impl AppState {
     /// A workflow service client.
     pub fn workflow(&self) -> WorkflowServiceClient<Authed> {
         self.workflow.get()
+    }
+
+    /// A media service client.
+    pub fn media(&self) -> MediaServiceClient<Authed> {
+        self.media.get()
     }
 
     /// Requests per minute for a tier.
@@ -154,6 +161,13 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     let workflow = Balanced::connect("PORTICO_WORKFLOW_URL", &config.workflow_url, &config, |ch| {
         WorkflowServiceClient::with_interceptor(ch, token.clone())
     })?;
+    // Uploads travel whole to the media service and variants whole back.
+    let media_message = config.upload_limit + 1024 * 1024;
+    let media = Balanced::connect("PORTICO_MEDIA_URL", &config.media_url, &config, |ch| {
+        MediaServiceClient::with_interceptor(ch, token.clone())
+            .max_encoding_message_size(media_message)
+            .max_decoding_message_size(media_message)
+    })?;
     let ops = |var: &str, url: &str| {
         grpc::channel(url, config.grpc_timeout)
             .map(|ch| OpsClient::with_interceptor(ch, token.clone()))
@@ -162,6 +176,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     let services = vec![
         ("beta", ops("PORTICO_BETA_URL", &config.beta_url)?),
         ("workflow", ops("PORTICO_WORKFLOW_URL", &config.workflow_url)?),
+        ("media", ops("PORTICO_MEDIA_URL", &config.media_url)?),
     ];
     Ok(Arc::new(AppState {
         config,
@@ -172,6 +187,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         caches,
         beta,
         workflow,
+        media,
         services,
         started: Instant::now(),
     }))
@@ -183,6 +199,14 @@ fn cors(origins: &[String]) -> Cors {
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .allowed_header("x-api-key")
         .allowed_header("x-request-id")
+        .allowed_headers([
+            "tus-resumable",
+            "upload-offset",
+            "upload-length",
+            "upload-metadata",
+            "upload-checksum",
+        ])
+        .allowed_header(header::IF_NONE_MATCH)
         .expose_headers([
             "x-request-id",
             "ratelimit",
@@ -191,6 +215,17 @@ fn cors(origins: &[String]) -> Cors {
             "deprecation",
             "sunset",
             "link",
+            "location",
+            "etag",
+            "tus-resumable",
+            "tus-version",
+            "tus-extension",
+            "tus-max-size",
+            "tus-checksum-algorithm",
+            "upload-offset",
+            "upload-length",
+            "upload-expires",
+            "portico-media-id",
         ])
         .max_age(600);
     for origin in origins {

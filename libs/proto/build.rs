@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "portico/ops/v1/ops.proto",
         "portico/beta/v1/beta.proto",
         "portico/workflow/v1/workflow.proto",
+        "portico/media/v1/media.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
@@ -22,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // Documents pass through the gateway without a copy.
         .bytes(".portico.workflow.v1.AnalyzeRequest.document")
+        .bytes(".portico.media.v1")
         .compile_fds(fds)?;
     Ok(())
 }

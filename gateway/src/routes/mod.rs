@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod beta;
+pub mod media;
 pub mod ops;
 pub mod workflow;
 
@@ -46,11 +47,23 @@ pub struct RouteDoc {
     pub body: Option<&'static str>,
 }
 
+/// Route constructors by HTTP method, for [`api_routes!`].
+mod verbs {
+    use actix_web::{Route, http::Method, web};
+
+    pub use web::{delete, get, head, patch, post, put};
+
+    /// OPTIONS (tus discovery).
+    pub fn options() -> Route {
+        web::route().method(Method::OPTIONS)
+    }
+}
+
 macro_rules! api_routes {
     ($( $method:ident $path:literal => $handler:path, $access:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
         /// Registers every public route (mounted under `/v1` and `/api`).
         pub fn configure_api(cfg: &mut web::ServiceConfig) {
-            $( cfg.route($path, web::$method().to($handler)); )*
+            $( cfg.route($path, verbs::$method().to($handler)); )*
             // A known path with another method answers 405, not 404.
             let mut seen = std::collections::BTreeSet::new();
             $( if seen.insert($path) { cfg.route($path, web::route().to(method_not_allowed)); } )*
@@ -88,6 +101,21 @@ api_routes! {
     get "/admin/beta/features" => beta::features, Admin, "beta-admin", None, "The feature → minimum level table";
     put "/admin/beta/features" => beta::set_features, Admin, "beta-admin", Some("FeatureTable"), "Replace the feature table";
     get "/admin/beta/analytics/summary" => beta::summary, Admin, "beta-admin", None, "Events per feature, unique users, per level";
+
+    get "/mobile/upload-config" => media::upload_config, Anonymous, "media", None, "Upload settings for a network: `?connection=slow-2g|2g|3g|4g|wifi[&downlinkMbps=&rttMs=]`";
+    post "/mobile/upload-optimized" => media::upload_optimized, User, "media", Some("Upload"), "Upload an image (multipart `file`): original plus thumbnail/small/medium/large in JPEG and WebP";
+    get "/media/{id}" => media::get, User, "media", None, "An uploaded image's metadata and variants";
+    get "/media/{id}/{variant}" => media::variant, User, "media", None, "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
+    delete "/media/{id}" => media::delete, User, "media", None, "Delete an image and every variant";
+    options "/mobile/uploads" => media::tus_options, Anonymous, "uploads", None, "tus 1.0 discovery: version, extensions, max size";
+    post "/mobile/uploads" => media::tus_create, User, "uploads", None, "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
+    head "/mobile/uploads/{id}" => media::tus_head, User, "uploads", None, "tus: the stored `Upload-Offset`";
+    get "/mobile/uploads/{id}" => media::tus_status, User, "uploads", None, "An upload's offset, length, expiry and (once complete) media id, as JSON";
+    patch "/mobile/uploads/{id}" => media::tus_patch, User, "uploads", None, "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
+    delete "/mobile/uploads/{id}" => media::tus_delete, User, "uploads", None, "tus termination";
+    options "/mobile/uploads/{id}" => media::tus_options, Anonymous, "uploads", None, "tus 1.0 discovery";
+    post "/mobile/analytics" => media::analytics, User, "media", Some("ClientEvents"), "Record up to 100 client timing events (upload, screen, api)";
+    get "/mobile/performance" => media::performance, User, "media", None, "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
 
     post "/workflows/analyze" => workflow::analyze, User, "workflows", Some("Workflow"), "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
     get "/workflows/history" => workflow::history, User, "workflows", None, "The caller's analyses, newest first (`?limit=&cursor=`)";

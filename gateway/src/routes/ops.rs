@@ -217,6 +217,11 @@ pub fn openapi() -> Value {
                     "required": true,
                     "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } }
                 });
+                if body == "Upload" {
+                    op["requestBody"]["content"] = json!({
+                        "multipart/form-data": { "schema": { "$ref": "#/components/schemas/Upload" } }
+                    });
+                }
                 if body == "Workflow" {
                     op["requestBody"]["content"]["application/xml"] = json!({
                         "schema": { "type": "string", "description": "A BPMN 2.0 process (see the README for how it maps to steps)" }
@@ -273,8 +278,24 @@ fn schemas() -> Value {
         &portico_workflow_analyzer::SCHEMA.replace("\"#/$defs/", "\"#/components/schemas/Workflow/$defs/"),
     )
     .unwrap_or_default();
+    let connection = json!({ "type": "string", "enum": ["slow-2g", "2g", "3g", "4g", "wifi"] });
     json!({
         "Workflow": workflow,
+        "Upload": { "type": "object", "required": ["file"], "properties": {
+            "file": { "type": "string", "format": "binary", "description": "JPEG, PNG or WebP" },
+            "connection": connection } },
+        "ClientEvents": { "type": "object", "required": ["events"], "additionalProperties": false, "properties": {
+            "events": { "type": "array", "minItems": 1, "maxItems": 100, "items": {
+                "type": "object", "required": ["type", "durationMs"], "additionalProperties": false, "properties": {
+                    "type": { "type": "string", "enum": ["upload", "screen", "api"] },
+                    "durationMs": { "type": "number", "minimum": 0 },
+                    "bytes": { "type": "integer", "minimum": 0 },
+                    "connection": connection,
+                    "device": { "type": "string", "maxLength": 64 },
+                    "os": { "type": "string", "maxLength": 64 },
+                    "appVersion": { "type": "string", "maxLength": 64 },
+                    "success": { "type": "boolean" },
+                    "occurredAt": time } } } } },
         "Meta": { "type": "object", "properties": { "timestamp": time, "requestId": { "type": "string" } } },
         "Success": { "type": "object", "properties": { "success": { "const": true }, "data": {}, "meta": { "$ref": "#/components/schemas/Meta" } } },
         "Error": { "type": "object", "properties": {

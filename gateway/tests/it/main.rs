@@ -5,6 +5,7 @@
 mod auth;
 mod beta;
 mod input;
+mod media;
 mod ops;
 mod ratelimit;
 mod support;

@@ -15,6 +15,8 @@ pub struct Stack {
     pub gateways: Vec<portico_gateway::Running>,
     _beta: portico_beta::Running,
     _workflow: portico_workflow::Running,
+    _media: portico_media::Running,
+    media_dir: std::path::PathBuf,
     pub http: reqwest::Client,
     pub gateway_db: String,
     stop: CancellationToken,
@@ -125,6 +127,26 @@ impl Stack {
         let workflow = portico_workflow::start_on(listener, config, services_stop.clone())
             .await
             .unwrap();
+        let media_db = TestDb::new(opts.backend, "gwmedia");
+        let media_dir = std::env::temp_dir().join(format!("portico-gw-media-{}", uuid::Uuid::new_v4().simple()));
+        let mut media_vars: HashMap<&str, String> = HashMap::from([
+            ("PORTICO_MEDIA_DATABASE_URL", media_db.url.clone()),
+            ("PORTICO_MEDIA_DIR", media_dir.display().to_string()),
+            ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+        ]);
+        media_vars.extend(shared.iter().cloned());
+        // The gateway and the media service share the byte cap, as in every deployment.
+        media_vars.extend(
+            opts.vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("PORTICO_MEDIA_"))
+                .cloned(),
+        );
+        let config = portico_media::MediaConfig::from_vars(&Vars::from_map(media_vars)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let media = portico_media::start_on(listener, config, services_stop.clone())
+            .await
+            .unwrap();
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -132,6 +154,7 @@ impl Stack {
                 ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
                 ("PORTICO_BETA_URL", format!("http://{}", beta.addr)),
                 ("PORTICO_WORKFLOW_URL", format!("http://{}", workflow.addr)),
+                ("PORTICO_MEDIA_URL", format!("http://{}", media.addr)),
                 ("PORTICO_ADMIN_EMAILS", ADMIN.to_string()),
                 ("PORTICO_HTTP_WORKERS", "2".to_string()),
                 // Generous limits unless a test sets its own.
@@ -155,11 +178,13 @@ impl Stack {
             gateways,
             _beta: beta,
             _workflow: workflow,
+            _media: media,
+            media_dir,
             http,
             gateway_db,
             stop,
             services_stop,
-            _dbs: vec![beta_db, workflow_db, gw_db],
+            _dbs: vec![beta_db, workflow_db, media_db, gw_db],
         }
     }
 
@@ -275,6 +300,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.cancel();
         self.services_stop.cancel();
+        let _ = std::fs::remove_dir_all(&self.media_dir);
     }
 }
 

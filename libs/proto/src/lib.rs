@@ -29,3 +29,12 @@ pub mod workflow {
         tonic::include_proto!("portico.workflow.v1");
     }
 }
+
+/// The mobile media service.
+pub mod media {
+    /// Version 1 of the media contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.media.v1");
+    }
+}

@@ -73,6 +73,13 @@ catalogue! {
     InviteExpired => "INVITE_EXPIRED", 410, FailedPrecondition, "The invitation code has expired.";
     InviteInactive => "INVITE_INACTIVE", 410, FailedPrecondition, "The invitation code was deactivated.";
     InviteExhausted => "INVITE_EXHAUSTED", 409, ResourceExhausted, "The invitation code has no uses left.";
+    NotAnImage => "NOT_AN_IMAGE", 400, InvalidArgument, "The upload is not an image (empty, text, or another kind of file).";
+    ImageTruncated => "IMAGE_TRUNCATED", 400, InvalidArgument, "The image ends before its data is complete (a cut-off upload).";
+    ImageCorrupt => "IMAGE_CORRUPT", 400, InvalidArgument, "The image's header or data is malformed.";
+    ImageTooManyPixels => "IMAGE_TOO_MANY_PIXELS", 413, InvalidArgument, "The image declares more pixels than the cap (a decompression bomb is refused before decoding); `details` has the size and the cap.";
+    UploadOffsetMismatch => "UPLOAD_OFFSET_MISMATCH", 409, FailedPrecondition, "A resumable upload's Upload-Offset is not the stored offset; `details.offset` is the offset to resume from.";
+    ChecksumMismatch => "CHECKSUM_MISMATCH", 460, InvalidArgument, "The chunk does not match its Upload-Checksum (tus 460); nothing was stored.";
+    UploadExpired => "UPLOAD_EXPIRED", 410, FailedPrecondition, "The resumable upload has expired; start a new one.";
     ServiceUnavailable => "SERVICE_UNAVAILABLE", 503, Unavailable, "A service this request needs is unreachable; retry later.";
     Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";
     Internal => "INTERNAL_ERROR", 500, Internal, "Something failed on our side; the request id identifies it in our logs.";

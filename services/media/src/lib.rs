@@ -1,0 +1,285 @@
+//! The media service: validates uploaded images and turns them into JPEG and WebP variants with
+//! `portico-media-pipeline`, stores originals and variants in an object store (local disk or
+//! S3-compatible) with their metadata in the database, takes tus 1.0 resumable uploads, and
+//! keeps mobile performance events as mergeable latency histograms.
+//!
+//! `domain` holds the rules (no I/O), `sketch` the histogram, `store` the tables and queries,
+//! `objects` the object store, `service` the gRPC API and the cleanup job.
+
+pub mod domain;
+pub mod error;
+pub mod objects;
+pub mod service;
+pub mod sketch;
+pub mod store;
+
+use std::{net::SocketAddr, time::Duration};
+
+use portico_media_pipeline::Limits;
+use portico_proto::media::v1::media_service_server::MediaServiceServer;
+use portico_runtime::{
+    config::{CommonConfig, ConfigError, Secret, Vars, listen_addr},
+    db::{Migrations, now_ms},
+    grpc::{self, Foundation, Launch, RequireInternalToken},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use objects::{Objects, S3Config, StorageConfig};
+pub use portico_runtime::grpc::Running;
+pub use service::{CleanupReport, MediaApp};
+
+const MIGRATIONS: Migrations = Migrations {
+    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+};
+
+/// Room above the byte cap for the rest of a gRPC message (ids, metadata, framing).
+const MESSAGE_HEADROOM: usize = 1024 * 1024;
+
+/// The media service's settings.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `PORTICO_MEDIA_GRPC_ADDR` (default `127.0.0.1:50052`).
+    pub grpc_addr: SocketAddr,
+    /// `PORTICO_MEDIA_DATABASE_URL` (default SQLite `media.db` in the data dir).
+    pub database_url: String,
+    /// `PORTICO_MEDIA_DB_POOL` (default 16).
+    pub db_pool: usize,
+    /// `PORTICO_MEDIA_MAX_BYTES` (default 25 MiB): largest image or tus upload.
+    pub max_bytes: u64,
+    /// `PORTICO_MEDIA_MAX_PIXELS` (default 50,000,000): largest declared width × height,
+    /// checked before decoding.
+    pub max_pixels: u64,
+    /// `PORTICO_MEDIA_UPLOAD_TTL_SECS` (default 86,400): how long a tus upload lives.
+    pub upload_ttl: Duration,
+    /// `PORTICO_MEDIA_CLEANUP_INTERVAL_SECS` (default 600): how often the cleanup job runs.
+    pub cleanup_interval: Duration,
+    /// Where objects go: `PORTICO_MEDIA_DIR` (default `<PORTICO_DATA_DIR>/media`), or an
+    /// S3-compatible bucket when `PORTICO_S3_BUCKET` is set.
+    pub storage: StorageConfig,
+}
+
+impl MediaConfig {
+    /// Reads the settings.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_vars(vars)?;
+        let max_bytes: u64 = vars.get("PORTICO_MEDIA_MAX_BYTES", 25 * 1024 * 1024)?;
+        if max_bytes == 0 || max_bytes > 1024 * 1024 * 1024 {
+            return Err(ConfigError {
+                var: "PORTICO_MEDIA_MAX_BYTES".to_string(),
+                message: "must be between 1 and 1073741824 (1 GiB)".to_string(),
+            });
+        }
+        let max_pixels: u64 = vars.get("PORTICO_MEDIA_MAX_PIXELS", 50_000_000)?;
+        if max_pixels == 0 {
+            return Err(ConfigError {
+                var: "PORTICO_MEDIA_MAX_PIXELS".to_string(),
+                message: "must be greater than 0".to_string(),
+            });
+        }
+        let storage = match vars.raw("PORTICO_S3_BUCKET") {
+            Some(bucket) => StorageConfig::S3(S3Config {
+                bucket,
+                endpoint: vars.raw("PORTICO_S3_ENDPOINT"),
+                region: vars.string("PORTICO_S3_REGION", "us-east-1"),
+                access_key_id: vars.raw("PORTICO_S3_ACCESS_KEY_ID"),
+                secret_access_key: vars.raw("PORTICO_S3_SECRET_ACCESS_KEY").map(Secret::new),
+                allow_http: vars.flag("PORTICO_S3_ALLOW_HTTP", false)?,
+            }),
+            None => StorageConfig::Local(
+                vars.raw("PORTICO_MEDIA_DIR")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| common.data_dir.join("media")),
+            ),
+        };
+        Ok(MediaConfig {
+            grpc_addr: listen_addr(vars, "PORTICO_MEDIA_GRPC_ADDR", "127.0.0.1:50052")?,
+            database_url: common.database_url(vars, "media"),
+            db_pool: vars.positive("PORTICO_MEDIA_DB_POOL", 16)? as usize,
+            max_bytes,
+            max_pixels,
+            upload_ttl: positive_secs(vars, "PORTICO_MEDIA_UPLOAD_TTL_SECS", 24 * 3600)?,
+            cleanup_interval: positive_secs(vars, "PORTICO_MEDIA_CLEANUP_INTERVAL_SECS", 600)?,
+            storage,
+            common,
+        })
+    }
+
+    /// The pipeline's caps.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_bytes,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+fn positive_secs(vars: &Vars, var: &str, default: u64) -> Result<Duration, ConfigError> {
+    let d = vars.secs(var, Duration::from_secs(default))?;
+    if d.is_zero() {
+        return Err(ConfigError {
+            var: var.to_string(),
+            message: "must be greater than 0".to_string(),
+        });
+    }
+    Ok(d)
+}
+
+/// A started media service.
+pub struct Started {
+    /// The server.
+    pub running: Running,
+    /// The application, for callers that run its jobs directly (tests run the cleanup).
+    pub app: MediaApp,
+}
+
+/// Opens the database and object store and serves until `shutdown`.
+pub async fn start(config: MediaConfig, shutdown: CancellationToken) -> Result<Running, String> {
+    let listener = grpc::bind("PORTICO_MEDIA_GRPC_ADDR", config.grpc_addr).await?;
+    start_on(listener, config, shutdown).await
+}
+
+/// Like [`start`] on an already bound listener (tests bind port 0).
+pub async fn start_on(
+    listener: TcpListener,
+    config: MediaConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, String> {
+    start_app_on(listener, config, shutdown).await.map(|s| s.running)
+}
+
+/// Like [`start_on`], also handing back the application (tests run its cleanup job directly).
+pub async fn start_app_on(
+    listener: TcpListener,
+    config: MediaConfig,
+    shutdown: CancellationToken,
+) -> Result<Started, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let objects = Objects::open(&config.storage)?;
+    let Foundation {
+        db,
+        redis,
+        registry,
+        caches: _,
+    } = Foundation::open(
+        "media",
+        &config.common,
+        &config.database_url,
+        MIGRATIONS,
+        config.db_pool,
+        &shutdown,
+    )
+    .await?;
+    let ttl_ms = i64::try_from(config.upload_ttl.as_millis()).unwrap_or(i64::MAX);
+    let app = MediaApp::new(db.clone(), objects, config.limits(), ttl_ms);
+    spawn_cleanup(app.clone(), config.cleanup_interval, shutdown.clone());
+
+    let token = config.common.internal_token.expose().clone();
+    let max_message = usize::try_from(config.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MESSAGE_HEADROOM);
+    let server = MediaServiceServer::new(app.clone())
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    let routes = tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
+        server,
+        RequireInternalToken::new(&token),
+    ));
+    let task = grpc::launch(Launch {
+        listener,
+        routes,
+        service_name: service::SERVICE_NAME,
+        short_name: "media",
+        caches: registry,
+        db: db.clone(),
+        redis,
+        token,
+        shutdown,
+    });
+    Ok(Started {
+        running: Running { addr, task, db },
+        app,
+    })
+}
+
+/// Runs [`MediaApp::cleanup`] every `every` until `shutdown` (first run one interval after
+/// start, so a fleet restarting together does not list the store at once).
+fn spawn_cleanup(app: MediaApp, every: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
+            match app.cleanup(now_ms()).await {
+                Ok(report) if report != CleanupReport::default() => {
+                    tracing::info!(?report, "media cleanup");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "media cleanup failed; retrying next interval"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<MediaConfig, ConfigError> {
+        MediaConfig::from_vars(&Vars::from_map(vars.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_store_media_on_local_disk() -> Result<(), ConfigError> {
+        let c = config(&[("PORTICO_DATA_DIR", "/srv/portico")])?;
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50052");
+        assert_eq!(c.database_url, "sqlite:///srv/portico/media.db");
+        assert_eq!((c.max_bytes, c.max_pixels), (25 * 1024 * 1024, 50_000_000));
+        assert_eq!(c.upload_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.cleanup_interval, Duration::from_secs(600));
+        assert_eq!(c.storage, StorageConfig::Local("/srv/portico/media".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_bucket_selects_s3_and_its_secret_does_not_print() -> Result<(), ConfigError> {
+        let c = config(&[
+            ("PORTICO_S3_BUCKET", "media"),
+            ("PORTICO_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("PORTICO_S3_ACCESS_KEY_ID", "minio"),
+            ("PORTICO_S3_SECRET_ACCESS_KEY", "minio-secret"),
+            ("PORTICO_S3_ALLOW_HTTP", "true"),
+        ])?;
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("expected S3, got {:?}", c.storage);
+        };
+        assert_eq!(s3.bucket, "media");
+        assert_eq!(s3.region, "us-east-1");
+        assert!(s3.allow_http);
+        assert!(!format!("{c:?}").contains("minio-secret"));
+        // Building the client needs no network.
+        assert!(Objects::open(&c.storage).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("PORTICO_MEDIA_MAX_BYTES", "0"),
+            ("PORTICO_MEDIA_MAX_BYTES", "lots"),
+            ("PORTICO_MEDIA_MAX_PIXELS", "0"),
+            ("PORTICO_MEDIA_UPLOAD_TTL_SECS", "0"),
+            ("PORTICO_S3_ALLOW_HTTP", "maybe"),
+        ] {
+            let vars = [(var, value), ("PORTICO_S3_BUCKET", "b")];
+            let used = if var.starts_with("PORTICO_S3") {
+                &vars[..]
+            } else {
+                &vars[..1]
+            };
+            assert_eq!(config(used).err().map(|e| e.var).as_deref(), Some(var), "{var}={value}");
+        }
+    }
+}
