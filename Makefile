@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt bench load compose-check
+.PHONY: run run-release build test lint fmt bench load workflow-load media-bench fuzz compose-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -34,6 +34,18 @@ bench:
 
 load:
 	./bench/load.sh
+
+workflow-load:
+	./bench/workflow-load.sh
+
+media-bench:
+	./bench/media-bench.sh
+
+# The image decoder under libFuzzer (nightly toolchain; installs cargo-fuzz when missing).
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz
+	cd services/media/pipeline && $(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024
 
 compose-check:
 	python3 deploy/check-compose.py
