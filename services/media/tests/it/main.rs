@@ -7,6 +7,7 @@ mod config;
 mod images;
 mod media;
 mod performance;
+mod s3;
 mod tus;
 
 use std::path::{Path, PathBuf};
