@@ -89,8 +89,7 @@ pub async fn pipeline(
         .headers()
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
-    telemetry::set_parent_from(&span, carrier);
-    let trace_id = telemetry::trace_id(&span);
+    let context = telemetry::request_context(&span, request_id.clone(), carrier);
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let id = request_id.clone();
@@ -181,7 +180,6 @@ pub async fn pipeline(
         }
         Ok(res)
     };
-    let context = telemetry::RequestContext { request_id, trace_id };
     telemetry::with_request(context, fut.instrument(span)).await
 }
 

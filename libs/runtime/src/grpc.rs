@@ -151,10 +151,8 @@ where
     let carrier = ["traceparent", "tracestate"]
         .into_iter()
         .filter_map(|k| metadata_str(md, k).map(|v| (k, v)));
-    telemetry::set_parent_from(&span, carrier);
-    let trace_id = telemetry::trace_id(&span);
+    let context = telemetry::request_context(&span, request_id, carrier);
     let message = request.into_inner();
-    let context = telemetry::RequestContext { request_id, trace_id };
     let served = async move {
         let result = f(message).await;
         let code = match &result {

@@ -2,18 +2,27 @@
 //!
 //! Logs are JSON lines; every line written while serving a request carries its `request_id`
 //! and `trace_id`, taken from a task-local [`RequestContext`] rather than from span fields, so
-//! request spans cost no log formatting unless something is logged. Every process runs an
-//! OpenTelemetry tracer so trace ids exist and propagate even without a collector; spans are
-//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! request spans cost no log formatting unless something is logged. Spans are recorded and
+//! exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Without a collector no
+//! span is built for OpenTelemetry at all: the trace context (the caller's trace id, or a new
+//! one, and a fresh span id) lives in the request context, so ids still appear in every log
+//! line and still travel to the services in `traceparent`.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
-    trace::{TraceContextExt, TracerProvider as _},
+    trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider as _},
 };
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider},
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     EnvFilter, Layer,
@@ -26,13 +35,60 @@ use tracing_subscriber::{
 
 use crate::config::{CommonConfig, LogFormat};
 
+/// Whether this process records spans through the OpenTelemetry layer (a collector is
+/// configured); otherwise trace context is carried by [`RequestContext`] alone.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
 /// What identifies the request being served, for every log line written meanwhile.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RequestContext {
     /// The request id (`X-Request-ID`).
     pub request_id: String,
     /// The W3C trace id (32 hex digits).
     pub trace_id: String,
+    /// The trace context passed on to the services this request calls.
+    pub span_context: SpanContext,
+}
+
+impl Default for RequestContext {
+    fn default() -> Self {
+        RequestContext {
+            request_id: String::new(),
+            trace_id: String::new(),
+            span_context: SpanContext::empty_context(),
+        }
+    }
+}
+
+/// The context to serve a request under: joins `span` to the caller's trace found in `headers`
+/// (W3C `traceparent` / `tracestate`) or starts a new trace.
+pub fn request_context<'a>(
+    span: &tracing::Span,
+    request_id: String,
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> RequestContext {
+    if RECORDING.load(Ordering::Relaxed) {
+        set_parent_from(span, headers);
+        let span_context = span.context().span().span_context().clone();
+        return RequestContext {
+            trace_id: span_context.trace_id().to_string(),
+            request_id,
+            span_context,
+        };
+    }
+    let parent = extract(headers);
+    let ids = RandomIdGenerator::default();
+    let (trace_id, flags, state) = if parent.is_valid() {
+        (parent.trace_id(), parent.trace_flags(), parent.trace_state().clone())
+    } else {
+        (ids.new_trace_id(), TraceFlags::default(), TraceState::default())
+    };
+    let span_context = SpanContext::new(trace_id, ids.new_span_id(), flags, false, state);
+    RequestContext {
+        trace_id: trace_id.to_string(),
+        request_id,
+        span_context,
+    }
 }
 
 tokio::task_local! {
@@ -134,12 +190,15 @@ pub fn init(service: &'static str, config: &CommonConfig) -> Result<TelemetryGua
     // Request spans are on the hot path: skip the per-span extras nobody reads (code
     // location, thread ids, busy/idle timers) and the thread-local context switch on every
     // enter (propagation reads the span's context explicitly).
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_context_activation(false);
+    let recording = config.otlp_endpoint.is_some();
+    let otel = recording.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+    });
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     // The log layer sees events only: span fields are never formatted for it.
     let events_only = filter_fn(|meta| meta.is_event());
@@ -162,35 +221,51 @@ pub fn init(service: &'static str, config: &CommonConfig) -> Result<TelemetryGua
             .with(tracing_subscriber::fmt::layer().with_filter(events_only))
             .try_init(),
     };
-    // A second init in one process (tests, the all-in-one stack) keeps the first subscriber.
-    let _ = result;
+    // A second init in one process (tests, the all-in-one stack) keeps the first subscriber,
+    // and with it the first one's choice of recording.
+    if result.is_ok() {
+        RECORDING.store(recording, Ordering::Relaxed);
+    }
     Ok(TelemetryGuard { provider })
 }
 
-/// The trace id of a span, as 32 hex digits (all zeros when tracing is off).
-pub fn trace_id(span: &tracing::Span) -> String {
-    span.context().span().span_context().trace_id().to_string()
-}
-
-/// Makes `span` a child of the W3C trace context found in `headers` (if any).
-pub fn set_parent_from<'a>(span: &tracing::Span, headers: impl Iterator<Item = (&'a str, &'a str)>) {
+/// The caller's W3C trace context from `headers` (invalid when there is none).
+fn extract<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> SpanContext {
     let carrier: HashMap<String, String> = headers
         .filter(|(k, _)| k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate"))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
         .collect();
     if carrier.is_empty() {
-        return;
+        return SpanContext::empty_context();
     }
-    let parent = TraceContextPropagator::new().extract(&MapCarrier(&carrier));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+    TraceContextPropagator::new()
+        .extract(&MapCarrier(&carrier))
+        .span()
+        .span_context()
+        .clone()
+}
+
+/// Makes `span` a child of the W3C trace context found in `headers` (if any).
+fn set_parent_from<'a>(span: &tracing::Span, headers: impl Iterator<Item = (&'a str, &'a str)>) {
+    let parent = extract(headers);
+    if parent.is_valid() {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
     }
 }
 
-/// The W3C `traceparent` (and `tracestate`) headers for `span`, to send downstream.
+/// The W3C `traceparent` (and `tracestate`) headers to send downstream: from `span` when
+/// spans are recorded, else from the current request context.
 pub fn inject(span: &tracing::Span) -> Vec<(&'static str, String)> {
+    let context = if RECORDING.load(Ordering::Relaxed) {
+        span.context()
+    } else {
+        match REQUEST_CONTEXT.try_with(|c| c.span_context.clone()) {
+            Ok(sc) if sc.is_valid() => opentelemetry::Context::new().with_remote_span_context(sc),
+            _ => return Vec::new(),
+        }
+    };
     let mut out = HeaderVec(Vec::with_capacity(2));
-    TraceContextPropagator::new().inject_context(&span.context(), &mut out);
+    TraceContextPropagator::new().inject_context(&context, &mut out);
     out.0
 }
 
@@ -257,6 +332,7 @@ mod tests {
         let ctx = RequestContext {
             request_id: "req-\"1\"".into(),
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            ..RequestContext::default()
         };
         with_request(ctx, async { tracing::info!(answer = 42, "inside") }).await;
         tracing::info!("outside");
@@ -266,5 +342,26 @@ mod tests {
         assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(lines[0]["answer"], 42);
         assert!(lines[1].get("request_id").is_none());
+    }
+
+    #[tokio::test]
+    async fn without_a_collector_the_callers_trace_is_continued_and_passed_on() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let span = tracing::Span::none();
+        let ctx = request_context(&span, "r".into(), [("traceparent", parent)].into_iter());
+        assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let sent = with_request(ctx, async { inject(&tracing::Span::none()) }).await;
+        let (name, value) = &sent[0];
+        assert_eq!(*name, "traceparent");
+        assert!(value.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{value}");
+        assert!(!value.contains("00f067aa0ba902b7"), "a new span id: {value}");
+        assert!(value.ends_with("-01"), "the sampled flag is kept: {value}");
+
+        let fresh = request_context(&span, "r".into(), std::iter::empty());
+        assert_eq!(fresh.trace_id.len(), 32);
+        assert_ne!(fresh.trace_id, "0".repeat(32));
+        let other = request_context(&span, "r".into(), std::iter::empty());
+        assert_ne!(fresh.trace_id, other.trace_id);
+        assert!(inject(&span).is_empty(), "outside a request nothing is sent");
     }
 }
