@@ -104,7 +104,10 @@ pub async fn pipeline(
                 let Some(state) = &state else {
                     break 'done Ok(req.error_response(ApiError::internal("application state missing")));
                 };
-                let principal = match authenticate(state, &req).await {
+                // Authentication and the limiter wait on caches and Redis, whose futures are
+                // large; boxed, they keep this future small, and every middleware layer
+                // around it moves (copies) it when it is created (measured in BENCHMARKS.md).
+                let principal = match Box::pin(authenticate(state, &req)).await {
                     Ok(p) => p,
                     Err(e) => break 'done Ok(req.into_response(problem_response(&e.0, &id))),
                 };
@@ -124,7 +127,7 @@ pub async fn pipeline(
                     ),
                 };
                 tier_name = tier.map(Tier::as_str).unwrap_or("anonymous");
-                let decision = state.limiter.check(&key, quota).await;
+                let decision = Box::pin(state.limiter.check(&key, quota)).await;
                 rate = Some(decision);
                 if !decision.allowed {
                     metrics::counter!("portico_rate_limited_total", "tier" => tier_name).increment(1);
