@@ -427,17 +427,16 @@ fn tus_rejection(req: &HttpRequest) -> Option<HttpResponse> {
     match req.headers().get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(v) if v.trim() == TUS_VERSION => None,
         _ => {
-            let mut res = HttpResponse::PreconditionFailed();
-            tus_headers(&mut res);
-            res.insert_header(("Tus-Version", TUS_VERSION));
-            Some(res.json(json!({
-                "success": false,
-                "error": {
-                    "code": "VALIDATION_ERROR",
-                    "message": "send `Tus-Resumable: 1.0.0`",
-                    "details": { "fields": { "Tus-Resumable": "must be 1.0.0" } },
-                },
-            })))
+            // The usual envelope (with its meta), under tus's own status for a version mismatch.
+            let problem = Problem::validation([("Tus-Resumable", "must be 1.0.0")]);
+            let mut res = crate::envelope::problem_response(&problem, &crate::envelope::current_request_id());
+            *res.status_mut() = StatusCode::PRECONDITION_FAILED;
+            let headers = res.headers_mut();
+            for (name, value) in [("tus-resumable", TUS_VERSION), ("tus-version", TUS_VERSION)] {
+                headers.insert(header::HeaderName::from_static(name), HeaderValue::from_static(value));
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Some(res)
         }
     }
 }

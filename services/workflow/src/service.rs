@@ -117,12 +117,11 @@ impl Workflows {
             cached,
             created_at: now_ms(),
         };
-        let record = row.clone();
         let limit_i32 = i32::try_from(limit).unwrap_or(i32::MAX);
-        let mut outcome = self.record(record.clone(), window_start, limit_i32).await;
+        let mut outcome = self.record(row.clone(), window_start, limit_i32).await;
         if matches!(&outcome, Err(WorkflowError::Db(e)) if e.is_unique_violation()) {
             // Two first analyses of the hour raced to open the quota window; the row exists now.
-            outcome = self.record(record, window_start, limit_i32).await;
+            outcome = self.record(row.clone(), window_start, limit_i32).await;
         }
         let Some(used) = outcome? else {
             self.spent.insert(caller.user_id.clone(), (window_end, limit));
