@@ -76,15 +76,19 @@ pub async fn pipeline(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
-    let span = tracing::info_span!(
-        "http.request",
-        otel.name = %format!("{method} {route}"),
-        http.method = %method,
-        http.route = %route,
-        http.status_code = tracing::field::Empty,
-        request_id = %request_id,
-        user_id = tracing::field::Empty,
-    );
+    let span = if telemetry::recording() {
+        tracing::info_span!(
+            "http.request",
+            otel.name = %format!("{method} {route}"),
+            http.method = %method,
+            http.route = %route,
+            http.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            user_id = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
     let carrier = req
         .headers()
         .iter()

@@ -41,14 +41,54 @@ pub struct CacheStats {
     pub loads: u64,
 }
 
-#[derive(Default)]
 struct Counters {
-    l1_hits: AtomicU64,
-    l1_misses: AtomicU64,
-    l2_hits: AtomicU64,
-    l2_misses: AtomicU64,
-    l2_errors: AtomicU64,
-    loads: AtomicU64,
+    l1_hits: Tally,
+    l1_misses: Tally,
+    l2_hits: Tally,
+    l2_misses: Tally,
+    l2_errors: Tally,
+    loads: Tally,
+}
+
+impl Counters {
+    fn new(cache: &'static str) -> Self {
+        // Handles taken before the recorder exists would count into nothing.
+        crate::metrics::install();
+        Counters {
+            l1_hits: Tally::new(cache, "l1", "hit"),
+            l1_misses: Tally::new(cache, "l1", "miss"),
+            l2_hits: Tally::new(cache, "l2", "hit"),
+            l2_misses: Tally::new(cache, "l2", "miss"),
+            l2_errors: Tally::new(cache, "l2", "error"),
+            loads: Tally::new(cache, "loader", "load"),
+        }
+    }
+}
+
+/// One outcome's count, kept for the stats endpoint and exported as
+/// `portico_cache_requests_total` through a handle registered once (resolving the labels on
+/// every lookup cost more than the lookup).
+struct Tally {
+    n: AtomicU64,
+    metric: metrics::Counter,
+}
+
+impl Tally {
+    fn new(cache: &'static str, layer: &'static str, result: &'static str) -> Self {
+        Tally {
+            n: AtomicU64::new(0),
+            metric: metrics::counter!("portico_cache_requests_total", "cache" => cache, "layer" => layer, "result" => result),
+        }
+    }
+
+    fn add(&self) {
+        self.n.fetch_add(1, Ordering::Relaxed);
+        self.metric.increment(1);
+    }
+
+    fn get(&self) -> u64 {
+        self.n.load(Ordering::Relaxed)
+    }
 }
 
 /// A named, typed cache. Clone it freely; clones share entries and counters.
@@ -83,7 +123,7 @@ where
             l1,
             l2,
             ttl,
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters::new(name)),
         };
         registry.register(Box::new(cache.clone()));
         cache
@@ -94,39 +134,33 @@ where
         format!("{prefix}cache:{}:{key}", self.name)
     }
 
-    fn count(&self, layer: &'static str, result: &'static str, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("portico_cache_requests_total", "cache" => self.name, "layer" => layer, "result" => result)
-            .increment(1);
-    }
-
     /// The cached value, if any layer has it.
     pub async fn get(&self, key: &str) -> Option<V> {
         if let Some(v) = self.l1.get(key).await {
-            self.count("l1", "hit", &self.counters.l1_hits);
+            self.counters.l1_hits.add();
             return Some(v);
         }
-        self.count("l1", "miss", &self.counters.l1_misses);
+        self.counters.l1_misses.add();
         let l2 = self.l2.as_ref()?;
         let redis_key = self.l2_key(key);
         let raw: Option<Option<Vec<u8>>> = l2.run("cache_get", |mut c| async move { c.get(redis_key).await }).await;
         match raw {
             None => {
-                self.count("l2", "error", &self.counters.l2_errors);
+                self.counters.l2_errors.add();
                 None
             }
             Some(None) => {
-                self.count("l2", "miss", &self.counters.l2_misses);
+                self.counters.l2_misses.add();
                 None
             }
             Some(Some(bytes)) => match serde_json::from_slice::<V>(&bytes) {
                 Ok(v) => {
-                    self.count("l2", "hit", &self.counters.l2_hits);
+                    self.counters.l2_hits.add();
                     self.l1.insert(key.to_string(), v.clone()).await;
                     Some(v)
                 }
                 Err(_) => {
-                    self.count("l2", "miss", &self.counters.l2_misses);
+                    self.counters.l2_misses.add();
                     None
                 }
             },
@@ -147,7 +181,7 @@ where
                 .await
                 .is_none()
             {
-                self.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.l2_errors.add();
             }
         }
         self.l1.insert(key.to_string(), value).await;
@@ -168,7 +202,7 @@ where
                 })
                 .await;
             if done.is_none() {
-                self.counters.l2_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.l2_errors.add();
             }
         }
     }
@@ -182,7 +216,7 @@ where
         if let Some(v) = self.get(key).await {
             return Ok(v);
         }
-        self.count("loader", "load", &self.counters.loads);
+        self.counters.loads.add();
         let v = load().await?;
         self.set(key, v.clone()).await;
         Ok(v)
@@ -219,14 +253,14 @@ where
         let c = &self.counters;
         CacheStats {
             name: self.name.to_string(),
-            l1_hits: c.l1_hits.load(Ordering::Relaxed),
-            l1_misses: c.l1_misses.load(Ordering::Relaxed),
+            l1_hits: c.l1_hits.get(),
+            l1_misses: c.l1_misses.get(),
             l1_size: self.l1.entry_count(),
-            l2_hits: c.l2_hits.load(Ordering::Relaxed),
-            l2_misses: c.l2_misses.load(Ordering::Relaxed),
-            l2_errors: c.l2_errors.load(Ordering::Relaxed),
+            l2_hits: c.l2_hits.get(),
+            l2_misses: c.l2_misses.get(),
+            l2_errors: c.l2_errors.get(),
             l2_enabled: self.l2.is_some(),
-            loads: c.loads.load(Ordering::Relaxed),
+            loads: c.loads.get(),
         }
     }
 }

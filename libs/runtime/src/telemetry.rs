@@ -60,6 +60,13 @@ impl Default for RequestContext {
     }
 }
 
+/// Whether request spans are recorded (a collector is configured). When they are not, spans
+/// would have no reader: request handlers skip making them and carry trace context in the
+/// [`RequestContext`] alone.
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 /// The context to serve a request under: joins `span` to the caller's trace found in `headers`
 /// (W3C `traceparent` / `tracestate`) or starts a new trace.
 pub fn request_context<'a>(
