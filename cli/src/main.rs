@@ -55,9 +55,36 @@ enum Component {
     Workflow,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
-    let component = match Cli::parse().command {
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    let threads = worker_threads(&Vars::from_env())?;
+    runtime(threads)?.block_on(run(cli))
+}
+
+/// `PORTICO_WORKER_THREADS` (default: one per core the process may use): threads of the async
+/// runtime the services (and the gateway's background work) run on.
+fn worker_threads(vars: &Vars) -> anyhow::Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Ok(vars.positive("PORTICO_WORKER_THREADS", u32::try_from(cores).unwrap_or(1))? as usize)
+}
+
+/// The async runtime: with one thread, the current-thread scheduler. It runs woken tasks in
+/// order, so a gRPC connection woken by each of a batch of finished calls writes them all at
+/// once; the multi-thread scheduler on one thread runs it straight after each call instead
+/// (its "LIFO slot"), one write per reply (measured in BENCHMARKS.md).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let component = match cli.command {
         Command::Analyze { file, json, max_steps } => return analyze::run(&file, json, max_steps),
         Command::Dev => None,
         Command::Serve { component } => Some(component),

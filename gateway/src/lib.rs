@@ -72,48 +72,118 @@ pub struct AppState {
     pub started: Instant,
 }
 
-/// Clients of one service over several HTTP/2 connections, used round-robin: one connection
-/// funnels every call through one connection task, several spread the framing work.
+/// Clients of one service, made per thread: each HTTP worker calls a service over its own
+/// HTTP/2 connections (PORTICO_GRPC_CONNECTIONS of them, used round-robin), whose connection
+/// tasks run on that worker's own runtime. A call, its framing and its reply then stay on one
+/// thread: no cross-thread wake-up per request (measured in BENCHMARKS.md).
 struct Balanced<C> {
-    clients: Vec<C>,
-    next: std::sync::atomic::AtomicUsize,
+    /// This set's key in each thread's table.
+    id: u64,
+    /// Makes one thread's clients (lazily connected, so it never waits).
+    make: Box<dyn Fn() -> Result<Vec<C>, String> + Send + Sync>,
+    /// Dropped with the set, so threads can forget their clients of a set that is gone.
+    alive: Arc<()>,
 }
 
-impl<C: Clone> Balanced<C> {
-    /// `connections` clients of the service at `url` (PORTICO_GRPC_CONNECTIONS), each built by
-    /// `client` over its own channel. `var` names the URL's setting in errors.
-    fn connect(var: &str, url: &str, config: &GatewayConfig, client: impl Fn(Channel) -> C) -> Result<Self, String> {
-        let clients = (0..config.grpc_connections)
-            .map(|_| grpc::channel(url, config.grpc_timeout).map(&client))
-            .collect::<Result<Vec<C>, String>>()
-            .map_err(|e| format!("{var}: {e}"))?;
+/// One thread's clients of one [`Balanced`] set.
+struct ThreadClients<C> {
+    clients: Vec<C>,
+    next: std::cell::Cell<usize>,
+}
+
+/// One thread's entry: its clients, and whether their set still exists.
+struct ThreadEntry {
+    clients: Box<dyn std::any::Any>,
+    alive: std::sync::Weak<()>,
+}
+
+thread_local! {
+    /// This thread's clients, by [`Balanced::id`].
+    static THREAD_CLIENTS: std::cell::RefCell<std::collections::HashMap<u64, ThreadEntry>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+impl<C: Clone + 'static> Balanced<C> {
+    /// Clients of the service at `url`, each built by `client` over its own channel; `var`
+    /// names the URL's setting in errors, which are found here, before any thread needs one.
+    fn connect(
+        var: &'static str,
+        url: &str,
+        config: &GatewayConfig,
+        client: impl Fn(Channel) -> C + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        Self::with(var, url, config.grpc_timeout, config.grpc_connections, client)
+    }
+
+    fn with(
+        var: &'static str,
+        url: &str,
+        timeout: std::time::Duration,
+        connections: usize,
+        client: impl Fn(Channel) -> C + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let url = url.to_string();
+        let make = move || {
+            (0..connections)
+                .map(|_| grpc::channel(&url, timeout).map(&client))
+                .collect::<Result<Vec<C>, String>>()
+                .map_err(|e| format!("{var}: {e}"))
+        };
+        // Channels are checked by building them once; their connections open on first use.
+        make()?;
         Ok(Balanced {
-            clients,
-            next: std::sync::atomic::AtomicUsize::new(0),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            make: Box::new(make),
+            alive: Arc::new(()),
         })
     }
 
-    fn get(&self) -> C {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // `connect` makes at least one client: PORTICO_GRPC_CONNECTIONS is positive.
-        self.clients[i % self.clients.len()].clone()
+    /// A client, from this thread's set (made on the thread's first call).
+    fn get(&self) -> Result<C, String> {
+        THREAD_CLIENTS.with(|table| {
+            let mut table = table.borrow_mut();
+            if let Some(mine) = table
+                .get(&self.id)
+                .and_then(|e| e.clients.downcast_ref::<ThreadClients<C>>())
+            {
+                let i = mine.next.get();
+                mine.next.set(i.wrapping_add(1));
+                // A set holds at least one client: PORTICO_GRPC_CONNECTIONS is positive.
+                return Ok(mine.clients[i % mine.clients.len()].clone());
+            }
+            let clients = (self.make)()?;
+            let first = clients.first().cloned().ok_or("no gRPC connections configured")?;
+            table.retain(|_, e| e.alive.strong_count() > 0);
+            table.insert(
+                self.id,
+                ThreadEntry {
+                    clients: Box::new(ThreadClients {
+                        clients,
+                        next: std::cell::Cell::new(1),
+                    }),
+                    alive: Arc::downgrade(&self.alive),
+                },
+            );
+            Ok(first)
+        })
     }
 }
 
 impl AppState {
     /// A beta service client.
-    pub fn beta(&self) -> BetaServiceClient<Authed> {
-        self.beta.get()
+    pub fn beta(&self) -> Result<BetaServiceClient<Authed>, envelope::ApiError> {
+        self.beta.get().map_err(envelope::ApiError::internal)
     }
 
     /// A workflow service client.
-    pub fn workflow(&self) -> WorkflowServiceClient<Authed> {
-        self.workflow.get()
+    pub fn workflow(&self) -> Result<WorkflowServiceClient<Authed>, envelope::ApiError> {
+        self.workflow.get().map_err(envelope::ApiError::internal)
     }
 
     /// A media service client.
-    pub fn media(&self) -> MediaServiceClient<Authed> {
-        self.media.get()
+    pub fn media(&self) -> Result<MediaServiceClient<Authed>, envelope::ApiError> {
+        self.media.get().map_err(envelope::ApiError::internal)
     }
 
     /// Requests per minute for a tier.
@@ -155,16 +225,19 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     )
     .await?;
     let token = PresentInternalToken::new(config.common.internal_token.expose())?;
-    let beta = Balanced::connect("PORTICO_BETA_URL", &config.beta_url, &config, |ch| {
-        BetaServiceClient::with_interceptor(ch, token.clone())
+    let beta_token = token.clone();
+    let beta = Balanced::connect("PORTICO_BETA_URL", &config.beta_url, &config, move |ch| {
+        BetaServiceClient::with_interceptor(ch, beta_token.clone())
     })?;
-    let workflow = Balanced::connect("PORTICO_WORKFLOW_URL", &config.workflow_url, &config, |ch| {
-        WorkflowServiceClient::with_interceptor(ch, token.clone())
+    let workflow_token = token.clone();
+    let workflow = Balanced::connect("PORTICO_WORKFLOW_URL", &config.workflow_url, &config, move |ch| {
+        WorkflowServiceClient::with_interceptor(ch, workflow_token.clone())
     })?;
     // Uploads travel whole to the media service and variants whole back.
     let media_message = config.upload_limit + 1024 * 1024;
-    let media = Balanced::connect("PORTICO_MEDIA_URL", &config.media_url, &config, |ch| {
-        MediaServiceClient::with_interceptor(ch, token.clone())
+    let media_token = token.clone();
+    let media = Balanced::connect("PORTICO_MEDIA_URL", &config.media_url, &config, move |ch| {
+        MediaServiceClient::with_interceptor(ch, media_token.clone())
             .max_encoding_message_size(media_message)
             .max_decoding_message_size(media_message)
     })?;
@@ -365,4 +438,75 @@ pub async fn start_on(
     });
     tracing::info!(%addr, tls = hsts, "gateway listening");
     Ok(Running { addr, task, state })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::{Balanced, THREAD_CLIENTS};
+
+    /// A set whose clients are numbered in the order they were made.
+    fn numbered(connections: usize, made: &Arc<AtomicUsize>) -> Balanced<usize> {
+        let made = made.clone();
+        Balanced::with(
+            "PORTICO_BETA_URL",
+            "http://127.0.0.1:1",
+            std::time::Duration::from_secs(1),
+            connections,
+            move |_| made.fetch_add(1, Ordering::SeqCst),
+        )
+        .unwrap()
+    }
+
+    fn thread_entries() -> usize {
+        THREAD_CLIENTS.with(|t| t.borrow().len())
+    }
+
+    #[tokio::test]
+    async fn each_thread_makes_its_own_clients_once_and_uses_them_round_robin() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let set = Arc::new(numbered(2, &made));
+        // Checking the URL made one set of two.
+        assert_eq!(made.load(Ordering::SeqCst), 2);
+        let here: Vec<usize> = (0..4).map(|_| set.get().unwrap()).collect();
+        assert_eq!(here, vec![2, 3, 2, 3]);
+        assert_eq!(made.load(Ordering::SeqCst), 4);
+
+        let other = set.clone();
+        let there = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move { (0..3).map(|_| other.get().unwrap()).collect::<Vec<usize>>() })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(there, vec![4, 5, 4]);
+        // This thread still uses its own.
+        assert_eq!(set.get().unwrap(), 2);
+        assert_eq!(made.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn sets_are_kept_apart_and_forgotten_when_dropped() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let before = thread_entries();
+        let first = numbered(1, &made);
+        let second = numbered(1, &made);
+        assert_eq!((first.get().unwrap(), second.get().unwrap()), (2, 3));
+        assert_eq!(thread_entries(), before + 2);
+        drop(first);
+        // The next set made on this thread sweeps out the dropped one's clients.
+        let third = numbered(1, &made);
+        assert_eq!(third.get().unwrap(), 5);
+        assert_eq!(thread_entries(), before + 2);
+        assert_eq!(second.get().unwrap(), 3);
+    }
 }

@@ -121,7 +121,7 @@ pub async fn logout(state: web::Data<AppState>, user: User, req: HttpRequest, bo
 pub async fn me(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
     let p = user.0;
     let access = state
-        .beta()
+        .beta()?
         .get_user_access(grpc::outgoing(
             pb::GetUserAccessRequest {
                 user_id: p.user_id.clone(),

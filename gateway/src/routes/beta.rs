@@ -96,7 +96,7 @@ impl InviteCodeRequest {
 pub async fn validate_invite(state: web::Data<AppState>, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
     let code = body.0.code()?;
     let r = state
-        .beta()
+        .beta()?
         .validate_invite(outgoing(pb::ValidateInviteRequest { code }, &rid.0))
         .await?
         .into_inner();
@@ -121,7 +121,7 @@ pub async fn validate_invite(state: web::Data<AppState>, rid: Rid, body: Json<In
 pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
     let code = body.0.code()?;
     let r = state
-        .beta()
+        .beta()?
         .join(outgoing(
             pb::JoinRequest {
                 user_id: user.0.user_id,
@@ -140,7 +140,7 @@ pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<I
 /// GET /beta/user-access
 pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
     let a = state
-        .beta()
+        .beta()?
         .get_user_access(outgoing(
             pb::GetUserAccessRequest {
                 user_id: user.0.user_id,
@@ -264,7 +264,7 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
         return Err(ApiError::fields(bad));
     }
     let r = state
-        .beta()
+        .beta()?
         .record_events(outgoing(
             pb::RecordEventsRequest {
                 user_id: user.0.user_id,
@@ -332,7 +332,7 @@ pub async fn create_code(
         created_by: admin.0.user_id,
     };
     let c = state
-        .beta()
+        .beta()?
         .create_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
@@ -343,7 +343,7 @@ pub async fn create_code(
 pub async fn list_codes(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
     let (limit, offset) = q.bounds()?;
     let r = state
-        .beta()
+        .beta()?
         .list_invite_codes(outgoing(pb::ListInviteCodesRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
@@ -356,7 +356,7 @@ pub async fn list_codes(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: 
 /// GET /admin/beta/invite-codes/{code}
 pub async fn get_code(state: web::Data<AppState>, _admin: Admin, rid: Rid, code: web::Path<String>) -> ApiResult {
     let c = state
-        .beta()
+        .beta()?
         .get_invite_code(outgoing(
             pb::GetInviteCodeRequest {
                 code: code.into_inner(),
@@ -404,7 +404,7 @@ pub async fn update_code(
         clear_expiry,
     };
     let c = state
-        .beta()
+        .beta()?
         .update_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
@@ -415,7 +415,7 @@ pub async fn update_code(
 pub async fn list_users(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
     let (limit, offset) = q.bounds()?;
     let r = state
-        .beta()
+        .beta()?
         .list_users(outgoing(pb::ListUsersRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
@@ -450,7 +450,7 @@ pub async fn set_user_level(
         user_id: user_id.into_inner(),
         access_level: level as i32,
     };
-    let u = state.beta().set_user_level(outgoing(req, &rid.0)).await?.into_inner();
+    let u = state.beta()?.set_user_level(outgoing(req, &rid.0)).await?.into_inner();
     Ok(ok(member_json(&u)))
 }
 
@@ -466,7 +466,7 @@ fn features_json(t: &pb::FeatureTable) -> Value {
 /// GET /admin/beta/features
 pub async fn features(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> ApiResult {
     let t = state
-        .beta()
+        .beta()?
         .get_features(outgoing(pb::GetFeaturesRequest {}, &rid.0))
         .await?
         .into_inner();
@@ -518,7 +518,7 @@ pub async fn set_features(state: web::Data<AppState>, _admin: Admin, rid: Rid, b
         return Err(ApiError::fields(bad));
     }
     let t = state
-        .beta()
+        .beta()?
         .set_features(outgoing(pb::SetFeaturesRequest { features }, &rid.0))
         .await?
         .into_inner();
@@ -548,7 +548,7 @@ pub async fn summary(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web
         return Err(ApiError::fields([("to", "must be after from")]));
     }
     let r = state
-        .beta()
+        .beta()?
         .analytics_summary(outgoing(
             pb::AnalyticsSummaryRequest {
                 from_ms: from,

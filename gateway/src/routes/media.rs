@@ -94,7 +94,7 @@ pub async fn upload_config(state: web::Data<AppState>, rid: Rid, query: web::Que
         return Err(ApiError::fields(bad));
     };
     let c = state
-        .media()
+        .media()?
         .get_upload_config(outgoing(
             pb::GetUploadConfigRequest {
                 connection: connection as i32,
@@ -251,7 +251,7 @@ pub async fn upload_optimized(
         return Err(ApiError::fields(bad));
     };
     let media = state
-        .media()
+        .media()?
         .upload(outgoing(
             pb::UploadRequest {
                 user_id: user.0.user_id,
@@ -279,7 +279,7 @@ fn upload_too_large(limit: usize) -> ApiError {
 /// GET /media/{id}
 pub async fn get(state: web::Data<AppState>, user: User, rid: Rid, id: web::Path<String>) -> ApiResult {
     let media = state
-        .media()
+        .media()?
         .get_media(outgoing(
             pb::GetMediaRequest {
                 user_id: user.0.user_id,
@@ -351,7 +351,7 @@ pub async fn variant(
     };
     // The metadata carries every variant's ETag, so a revalidation costs no bytes.
     let media = state
-        .media()
+        .media()?
         .get_media(outgoing(
             pb::GetMediaRequest {
                 user_id: user.0.user_id.clone(),
@@ -378,7 +378,7 @@ pub async fn variant(
         return Ok(res.finish());
     }
     let content = state
-        .media()
+        .media()?
         .get_variant(outgoing(
             pb::GetVariantRequest {
                 user_id: user.0.user_id,
@@ -400,7 +400,7 @@ pub async fn variant(
 /// DELETE /media/{id}
 pub async fn delete(state: web::Data<AppState>, user: User, rid: Rid, id: web::Path<String>) -> ApiResult {
     state
-        .media()
+        .media()?
         .delete_media(outgoing(
             pb::DeleteMediaRequest {
                 user_id: user.0.user_id,
@@ -534,7 +534,7 @@ pub async fn tus_create(state: web::Data<AppState>, user: User, rid: Rid, req: H
         )?,
     };
     let s = state
-        .media()
+        .media()?
         .create_upload(outgoing(
             pb::CreateUploadRequest {
                 user_id: user.0.user_id,
@@ -564,7 +564,7 @@ fn upload_json(s: &pb::UploadState) -> Value {
 
 async fn upload_state(state: &AppState, user: &Principal, rid: &str, id: String) -> Result<pb::UploadState, ApiError> {
     Ok(state
-        .media()
+        .media()?
         .get_upload(outgoing(
             pb::GetUploadRequest {
                 user_id: user.user_id.clone(),
@@ -674,7 +674,7 @@ pub async fn tus_patch(
         )]));
     }
     let r = state
-        .media()
+        .media()?
         .append_upload(outgoing(
             pb::AppendUploadRequest {
                 user_id: user.0.user_id,
@@ -726,7 +726,7 @@ pub async fn tus_delete(
         return Ok(res);
     }
     state
-        .media()
+        .media()?
         .delete_upload(outgoing(
             pb::DeleteUploadRequest {
                 user_id: user.0.user_id,
@@ -832,7 +832,7 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
         return Err(ApiError::fields(bad));
     }
     let r = state
-        .media()
+        .media()?
         .record_events(outgoing(
             pb::RecordEventsRequest {
                 user_id: user.0.user_id,
@@ -910,7 +910,7 @@ pub async fn performance(
         return Err(ApiError::fields(bad));
     }
     let r = state
-        .media()
+        .media()?
         .get_performance(outgoing(
             pb::GetPerformanceRequest {
                 user_id,

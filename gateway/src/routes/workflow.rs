@@ -80,7 +80,7 @@ pub async fn analyze(state: web::Data<AppState>, user: User, rid: Rid, doc: Docu
         DocumentFormat::Xml => pb::InputFormat::Bpmn,
     };
     let r = state
-        .workflow()
+        .workflow()?
         .analyze(outgoing(
             pb::AnalyzeRequest {
                 caller: caller(&user.0),
@@ -121,7 +121,7 @@ pub async fn history(state: web::Data<AppState>, user: User, rid: Rid, query: we
         Some(_) => return Err(ApiError::fields([("limit", "must be between 1 and 100")])),
     };
     let r = state
-        .workflow()
+        .workflow()?
         .list_analyses(outgoing(
             pb::ListAnalysesRequest {
                 caller: caller(&user.0),
@@ -154,7 +154,7 @@ pub async fn history(state: web::Data<AppState>, user: User, rid: Rid, query: we
 /// GET /workflows/analyses/{id}
 pub async fn get(state: web::Data<AppState>, user: User, rid: Rid, id: web::Path<String>) -> ApiResult {
     let a = state
-        .workflow()
+        .workflow()?
         .get_analysis(outgoing(
             pb::GetAnalysisRequest {
                 caller: caller(&user.0),
@@ -170,7 +170,7 @@ pub async fn get(state: web::Data<AppState>, user: User, rid: Rid, id: web::Path
 /// DELETE /workflows/analyses/{id}
 pub async fn delete(state: web::Data<AppState>, user: User, rid: Rid, id: web::Path<String>) -> ApiResult {
     state
-        .workflow()
+        .workflow()?
         .delete_analysis(outgoing(
             pb::DeleteAnalysisRequest {
                 caller: caller(&user.0),
@@ -185,7 +185,7 @@ pub async fn delete(state: web::Data<AppState>, user: User, rid: Rid, id: web::P
 /// GET /workflows/rules
 pub async fn rules(state: web::Data<AppState>, rid: Rid) -> ApiResult {
     let r = state
-        .workflow()
+        .workflow()?
         .list_rules(outgoing(pb::ListRulesRequest {}, &rid.0))
         .await?
         .into_inner();
@@ -209,7 +209,7 @@ pub async fn rules(state: web::Data<AppState>, rid: Rid) -> ApiResult {
 /// `Accept: application/schema+json` (what schema tooling asks for).
 pub async fn schema(state: web::Data<AppState>, rid: Rid, req: HttpRequest) -> ApiResult {
     let s = state
-        .workflow()
+        .workflow()?
         .get_schema(outgoing(pb::GetSchemaRequest {}, &rid.0))
         .await?
         .into_inner();
