@@ -17,19 +17,41 @@ use serde_json::{Map, Value, json};
 pub use portico_runtime::telemetry::current_request_id;
 
 fn meta(request_id: &str) -> Value {
-    json!({
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "requestId": request_id,
-    })
+    serde_json::to_value(Meta::now(request_id)).unwrap_or(Value::Null)
+}
+
+/// `meta` of every envelope.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    timestamp: String,
+    request_id: &'a str,
+}
+
+impl<'a> Meta<'a> {
+    fn now(request_id: &'a str) -> Self {
+        Meta {
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            request_id,
+        }
+    }
+}
+
+/// The success envelope, serialised straight from the handler's data (no `Value` tree).
+#[derive(Serialize)]
+struct Success<'a, T> {
+    success: bool,
+    data: T,
+    meta: Meta<'a>,
 }
 
 /// A success envelope with `status`.
 pub fn success<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
-    HttpResponse::build(status).json(json!({
-        "success": true,
-        "data": data,
-        "meta": meta(&current_request_id()),
-    }))
+    HttpResponse::build(status).json(Success {
+        success: true,
+        data,
+        meta: Meta::now(&current_request_id()),
+    })
 }
 
 /// 200 with `data`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use actix_web::{http::StatusCode, web};
 use portico_proto::beta::v1 as pb;
 use portico_runtime::grpc::outgoing;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Admin, PageQuery, Rid, User, rfc3339};
@@ -42,13 +42,25 @@ fn parse_time(field: &str, raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::fields([(field, "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")]))
 }
 
-fn access_json(a: &pb::UserAccess) -> Value {
-    let features: BTreeMap<&str, bool> = a.features.iter().map(|f| (f.name.as_str(), f.enabled)).collect();
-    json!({
-        "accessLevel": level_name(a.access_level),
-        "features": features,
-        "joinedAt": a.joined_at_ms.map(rfc3339).unwrap_or(Value::Null),
-    })
+/// What a user may use, as answered by user-access and join.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccessView<'a> {
+    access_level: &'static str,
+    features: BTreeMap<&'a str, bool>,
+    joined_at: Value,
+    /// Join only: whether the join raised the caller's level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgraded: Option<bool>,
+}
+
+fn access_view(a: &pb::UserAccess) -> AccessView<'_> {
+    AccessView {
+        access_level: level_name(a.access_level),
+        features: a.features.iter().map(|f| (f.name.as_str(), f.enabled)).collect(),
+        joined_at: a.joined_at_ms.map(rfc3339).unwrap_or(Value::Null),
+        upgraded: None,
+    }
 }
 
 fn code_json(c: &pb::InviteCode) -> Value {
@@ -132,9 +144,10 @@ pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<I
         .await?
         .into_inner();
     let access = r.access.unwrap_or_default();
-    let mut data = access_json(&access);
-    data["upgraded"] = Value::Bool(r.upgraded);
-    Ok(ok(data))
+    Ok(ok(AccessView {
+        upgraded: Some(r.upgraded),
+        ..access_view(&access)
+    }))
 }
 
 /// GET /beta/user-access
@@ -149,7 +162,7 @@ pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> Ap
         ))
         .await?
         .into_inner();
-    Ok(ok(access_json(&a)))
+    Ok(ok(access_view(&a)))
 }
 
 /// One analytics event.
