@@ -75,7 +75,9 @@ pub struct AppState {
 /// Clients of one service, made per thread: each HTTP worker calls a service over its own
 /// HTTP/2 connections (PORTICO_GRPC_CONNECTIONS of them, used round-robin), whose connection
 /// tasks run on that worker's own runtime. A call, its framing and its reply then stay on one
-/// thread: no cross-thread wake-up per request (measured in BENCHMARKS.md).
+/// thread: no cross-thread wake-up per request (measured in BENCHMARKS.md). A thread keeps
+/// its clients for its life, so it must keep one runtime for its life, as HTTP workers and
+/// the main runtime's threads do (a worker that dies is replaced by a new thread).
 struct Balanced<C> {
     /// This set's key in each thread's table.
     id: u64,
