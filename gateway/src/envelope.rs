@@ -16,10 +16,6 @@ use serde_json::{Map, Value, json};
 
 pub use portico_runtime::telemetry::current_request_id;
 
-fn meta(request_id: &str) -> Value {
-    serde_json::to_value(Meta::now(request_id)).unwrap_or(Value::Null)
-}
-
 /// `meta` of every envelope.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +41,22 @@ struct Success<'a, T> {
     meta: Meta<'a>,
 }
 
+/// The error envelope.
+#[derive(Serialize)]
+struct Failure<'a> {
+    success: bool,
+    error: ErrorBody<'a>,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+}
+
 /// A success envelope with `status`.
 pub fn success<T: Serialize>(status: StatusCode, data: T) -> HttpResponse {
     HttpResponse::build(status).json(Success {
@@ -62,10 +74,6 @@ pub fn ok<T: Serialize>(data: T) -> HttpResponse {
 /// The error envelope for a problem, for `request_id`.
 pub fn problem_response(problem: &Problem, request_id: &str) -> HttpResponse {
     let status = StatusCode::from_u16(problem.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut error = json!({ "code": problem.code.as_str(), "message": problem.message });
-    if let Some(details) = &problem.details {
-        error["details"] = details.clone();
-    }
     let mut response = HttpResponse::build(status);
     // A 429 from a service (a spent quota) says when to come back, as the rate limiter's do.
     if status == StatusCode::TOO_MANY_REQUESTS
@@ -77,7 +85,15 @@ pub fn problem_response(problem: &Problem, request_id: &str) -> HttpResponse {
     {
         response.insert_header((header::RETRY_AFTER, secs.max(1)));
     }
-    response.json(json!({ "success": false, "error": error, "meta": meta(request_id) }))
+    response.json(Failure {
+        success: false,
+        error: ErrorBody {
+            code: problem.code.as_str(),
+            message: &problem.message,
+            details: problem.details.as_ref(),
+        },
+        meta: Meta::now(request_id),
+    })
 }
 
 /// The gateway's error: a catalogue problem, answered as the error envelope.
