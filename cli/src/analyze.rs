@@ -13,7 +13,7 @@ pub fn run(file: &Path, json: bool, max_steps: usize) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(2));
         }
     };
-    let workflow = match parse(&bytes, Limits { max_steps }) {
+    let workflow = match parse(&bytes, Limits::for_steps(max_steps)) {
         Ok(w) => w,
         Err(problems) => {
             for p in &problems {

@@ -14,6 +14,18 @@ use diesel::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
+/// Runs a query written once against the concrete connection of either backend, for the few
+/// statements diesel's multi-connection cannot express (upserts): `on_backend!(conn, |c| …)`.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// One connection to either backend; diesel queries are written once against it.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -239,6 +251,12 @@ impl Db {
         db.run(move |conn| run_migrations(conn, migrations)).await?;
         tracing::info!(backend = backend.as_str(), "database ready");
         Ok(db)
+    }
+
+    /// Brings a second set of tables up to date on this database (a shared component's own
+    /// migrations, such as the outbox's; their versions never collide with a service's).
+    pub async fn migrate(&self, migrations: Migrations) -> Result<(), DbError> {
+        self.run(move |conn| run_migrations(conn, migrations)).await
     }
 
     /// Which backend answers.

@@ -54,6 +54,8 @@ catalogue! {
     ValidationError => "VALIDATION_ERROR", 400, InvalidArgument, "The request is malformed; `details` names every bad field.";
     InvalidJson => "INVALID_JSON", 400, InvalidArgument, "The body is not valid JSON.";
     InvalidXml => "INVALID_XML", 400, InvalidArgument, "The body is not well-formed XML.";
+    InvalidPath => "INVALID_PATH", 400, InvalidArgument, "The request path is not in canonical form (a percent-encoded letter, digit or slash, an empty or dot segment); send the plain path.";
+    LinkInvalid => "LINK_INVALID", 400, InvalidArgument, "The e-mailed verification or reset token is unknown, used or expired; ask for a new one.";
     InvalidWorkflow => "INVALID_WORKFLOW", 422, InvalidArgument, "The workflow document is well-formed JSON but not a valid workflow; `details.problems` locates each problem by JSON pointer.";
     Unauthorized => "UNAUTHORIZED", 401, Unauthenticated, "No credentials were given.";
     InvalidCredentials => "INVALID_CREDENTIALS", 401, Unauthenticated, "Email or password is wrong.";
@@ -61,6 +63,7 @@ catalogue! {
     TokenExpired => "TOKEN_EXPIRED", 401, Unauthenticated, "The access token has expired; refresh it.";
     RefreshTokenReused => "REFRESH_TOKEN_REUSED", 401, Unauthenticated, "A used refresh token was replayed; the whole session family is revoked.";
     Forbidden => "FORBIDDEN", 403, PermissionDenied, "The caller may not do this.";
+    FreshLoginRequired => "FRESH_LOGIN_REQUIRED", 403, PermissionDenied, "This action needs a password sign-in from the last few minutes (not an API key or a refreshed session); log in again and retry.";
     NotFound => "NOT_FOUND", 404, NotFound, "No such resource (or not yours).";
     MethodNotAllowed => "METHOD_NOT_ALLOWED", 405, Unimplemented, "The path exists but not with this method.";
     Conflict => "CONFLICT", 409, AlreadyExists, "The resource already exists or changed meanwhile.";
@@ -68,6 +71,7 @@ catalogue! {
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413, InvalidArgument, "The body is over the size cap.";
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", 415, InvalidArgument, "The Content-Type is not accepted here.";
     RateLimited => "RATE_LIMITED", 429, ResourceExhausted, "Too many requests for the caller's plan; see Retry-After.";
+    LoginThrottled => "LOGIN_THROTTLED", 429, ResourceExhausted, "Too many failed sign-ins for this account; wait `Retry-After` seconds.";
     QuotaExceeded => "QUOTA_EXCEEDED", 429, ResourceExhausted, "The plan's quota for this work is spent; see Retry-After.";
     InviteNotFound => "INVITE_NOT_FOUND", 404, NotFound, "No invitation code by that name.";
     InviteExpired => "INVITE_EXPIRED", 410, FailedPrecondition, "The invitation code has expired.";

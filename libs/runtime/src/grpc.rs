@@ -32,6 +32,8 @@ use crate::{cache::CacheRegistry, error::Problem, telemetry};
 pub const INTERNAL_TOKEN_METADATA: &str = "x-portico-internal-token";
 const HTTP2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 const HTTP2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// Deadline of one dependency probe in an Ops info call.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Metadata key of the request id.
 pub const REQUEST_ID_METADATA: &str = "x-request-id";
@@ -185,6 +187,10 @@ where
 /// A health probe a service reports in its Ops info (its database, its cache...).
 pub type Probe = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// Erases one user's data from a service (account deletion): called with the user id, answers
+/// how many rows and objects went. Must be idempotent: the gateway retries until it succeeds.
+pub type Eraser = Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, Result<u64, Problem>> + Send + Sync>;
+
 /// What a service reports about itself over the Ops service.
 #[derive(Clone)]
 pub struct OpsInfo {
@@ -194,6 +200,8 @@ pub struct OpsInfo {
     pub caches: CacheRegistry,
     /// Named dependency probes.
     pub probes: Vec<(&'static str, Probe)>,
+    /// Erases a deleted account's data.
+    pub eraser: Option<Eraser>,
     started_at_ms: i64,
 }
 
@@ -204,6 +212,7 @@ impl OpsInfo {
             service,
             caches,
             probes: Vec::new(),
+            eraser: None,
             started_at_ms: crate::db::now_ms(),
         }
     }
@@ -217,23 +226,43 @@ impl OpsInfo {
 
 #[tonic::async_trait]
 impl Ops for OpsInfo {
+    async fn erase_user(
+        &self,
+        request: Request<ops::EraseUserRequest>,
+    ) -> Result<Response<ops::EraseUserResponse>, Status> {
+        let eraser = self.eraser.clone();
+        handle(self.service, "EraseUser", request, |req| async move {
+            let Some(eraser) = eraser else {
+                return Err(Problem::internal("this service has no eraser"));
+            };
+            if req.user_id.is_empty() || req.user_id.len() > 64 {
+                return Err(Problem::validation([("userId", "must be 1 to 64 characters")]));
+            }
+            let removed = eraser(req.user_id).await?;
+            Ok(ops::EraseUserResponse { removed })
+        })
+        .await
+    }
+
     async fn info(&self, _: Request<ops::InfoRequest>) -> Result<Response<ops::InfoResponse>, Status> {
-        let mut dependencies = Vec::with_capacity(self.probes.len());
-        for (name, probe) in &self.probes {
+        // Probes run side by side, each under its own deadline, so one slow dependency costs
+        // the caller one timeout, not the sum of them.
+        let dependencies = futures_util::future::join_all(self.probes.iter().map(|(name, probe)| async move {
             let started = Instant::now();
-            let outcome = tokio::time::timeout(Duration::from_secs(2), probe()).await;
+            let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe()).await;
             let (healthy, detail) = match outcome {
                 Ok(Ok(())) => (true, String::new()),
                 Ok(Err(e)) => (false, e),
                 Err(_) => (false, "timed out".to_string()),
             };
-            dependencies.push(ops::Dependency {
+            ops::Dependency {
                 name: (*name).to_string(),
                 healthy,
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 detail,
-            });
-        }
+            }
+        }))
+        .await;
         let caches = self
             .caches
             .stats()
@@ -334,6 +363,8 @@ pub struct Launch {
     pub redis: Option<crate::redis::SharedRedis>,
     /// The internal token Ops calls must present.
     pub token: String,
+    /// Erases a deleted account's data (served as `Ops/EraseUser`).
+    pub eraser: Eraser,
     /// Cancelled to stop accepting and drain.
     pub shutdown: CancellationToken,
 }
@@ -342,7 +373,9 @@ pub struct Launch {
 /// pool gauges every 5 s, [`serve`] until shutdown, then the pool closed.
 pub fn launch(l: Launch) -> tokio::task::JoinHandle<Result<(), String>> {
     let probe_db = l.db.clone();
-    let mut ops = OpsInfo::new(l.short_name, l.caches).probe(
+    let mut ops = OpsInfo::new(l.short_name, l.caches);
+    ops.eraser = Some(l.eraser);
+    ops = ops.probe(
         "database",
         Arc::new(move || {
             let db = probe_db.clone();

@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod outbox;
 pub mod redis;
 pub mod shutdown;
 pub mod telemetry;

@@ -98,6 +98,31 @@ pub fn request_context<'a>(
     }
 }
 
+/// Like [`request_context`] for a caller whose trace context is not to be trusted (a public
+/// client): a new trace with the local sampling decision, so a client cannot force traces to
+/// be recorded; its `traceparent`, when valid, is kept as a link of the new span.
+pub fn request_context_untrusted<'a>(
+    span: &tracing::Span,
+    request_id: String,
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> RequestContext {
+    if RECORDING.load(Ordering::Relaxed) {
+        let caller = extract(headers);
+        if caller.is_valid() {
+            span.add_link(caller);
+        }
+    }
+    request_context(span, request_id, std::iter::empty())
+}
+
+/// Names a request span once its route is known (after routing): the name a span was
+/// created with cannot be changed through `tracing` once its trace context is in use.
+pub fn rename(span: &tracing::Span, name: String) {
+    if RECORDING.load(Ordering::Relaxed) {
+        span.context().span().update_name(name);
+    }
+}
+
 tokio::task_local! {
     static REQUEST_CONTEXT: RequestContext;
 }
@@ -363,6 +388,13 @@ mod tests {
         assert!(value.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{value}");
         assert!(!value.contains("00f067aa0ba902b7"), "a new span id: {value}");
         assert!(value.ends_with("-01"), "the sampled flag is kept: {value}");
+
+        let untrusted = request_context_untrusted(&span, "r".into(), [("traceparent", parent)].into_iter());
+        assert_ne!(
+            untrusted.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+            "a public caller starts a new trace"
+        );
+        assert!(!untrusted.span_context.is_sampled(), "and cannot force sampling");
 
         let fresh = request_context(&span, "r".into(), std::iter::empty());
         assert_eq!(fresh.trace_id.len(), 32);

@@ -11,6 +11,10 @@ use std::{
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
+mod smtp;
+
+pub use smtp::{Received, SmtpSink};
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

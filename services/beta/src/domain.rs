@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use portico_proto::beta::v1 as pb;
 use rand::Rng;
 
-/// Access levels in their order: a higher level sees everything a lower one sees.
+/// Access levels in their order: a higher level sees everything a lower one sees. Redeeming a
+/// code raises a member to the code's level and never lowers them; the store decides that in
+/// the database (`MemberRow::join`), so concurrent joins cannot undo each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
     /// Not in the program.
@@ -129,14 +131,6 @@ impl InviteState {
     }
 }
 
-/// The level a member ends with after redeeming a code: codes raise, never lower.
-pub fn level_after_join(current: Option<Level>, code_level: Level) -> (Level, bool) {
-    match current {
-        Some(level) if level >= code_level => (level, false),
-        _ => (code_level, true),
-    }
-}
-
 /// Whether each feature is on for `level`.
 pub fn evaluate_features<'a>(
     level: Level,
@@ -244,23 +238,6 @@ mod tests {
             s.check(100),
             Err(InviteProblem::Expired),
             "expiry instant itself is expired"
-        );
-    }
-
-    #[test]
-    fn joining_raises_but_never_lowers() {
-        assert_eq!(level_after_join(None, Level::Basic), (Level::Basic, true));
-        assert_eq!(
-            level_after_join(Some(Level::Basic), Level::Premium),
-            (Level::Premium, true)
-        );
-        assert_eq!(
-            level_after_join(Some(Level::Developer), Level::Basic),
-            (Level::Developer, false)
-        );
-        assert_eq!(
-            level_after_join(Some(Level::Basic), Level::Basic),
-            (Level::Basic, false)
         );
     }
 

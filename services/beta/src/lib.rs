@@ -7,13 +7,14 @@ pub mod error;
 pub mod service;
 pub mod store;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use portico_proto::beta::v1::beta_service_server::BetaServiceServer;
 use portico_runtime::{
+    Problem,
     config::{CommonConfig, ConfigError, Environment, Vars, listen_addr},
     db::Migrations,
-    grpc::{self, Foundation, Launch, RequireInternalToken},
+    grpc::{self, Eraser, Foundation, Launch, RequireInternalToken},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,11 @@ pub async fn start_on(
             .map_err(|e| format!("seeding demo codes: {e}"))?;
     }
     let token = config.common.internal_token.expose().clone();
+    let erasing = beta.clone();
+    let eraser: Eraser = Arc::new(move |user_id: String| {
+        let beta = erasing.clone();
+        Box::pin(async move { beta.erase_user(&user_id).await.map_err(Problem::from) })
+    });
     let routes = tonic::service::Routes::new(BetaServiceServer::with_interceptor(
         beta,
         RequireInternalToken::new(&token),
@@ -106,6 +112,7 @@ pub async fn start_on(
         db: db.clone(),
         redis,
         token,
+        eraser,
         shutdown,
     });
     Ok(Running { addr, task, db })

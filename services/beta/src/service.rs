@@ -67,19 +67,17 @@ impl Beta {
         self.db
             .write(|conn| {
                 for (code, level, max_uses) in domain::DEMO_CODES {
-                    if InviteCodeRow::find(conn, code)?.is_none() {
-                        InviteCodeRow {
-                            code: code.to_string(),
-                            access_level: level.rank(),
-                            max_uses,
-                            uses: 0,
-                            expires_at: None,
-                            active: true,
-                            created_at: now_ms(),
-                            created_by: "seed".to_string(),
-                        }
-                        .insert(conn)?;
+                    InviteCodeRow {
+                        code: code.to_string(),
+                        access_level: level.rank(),
+                        max_uses,
+                        uses: 0,
+                        expires_at: None,
+                        active: true,
+                        created_at: now_ms(),
+                        created_by: "seed".to_string(),
                     }
+                    .insert_if_missing(conn)?;
                 }
                 Ok::<_, BetaError>(())
             })
@@ -157,13 +155,7 @@ impl Beta {
             return Err(BetaError::field("code", "is required"));
         }
         let (uid, c) = (user_id.clone(), code.clone());
-        let outcome = self.db.write(move |conn| join_tx(conn, &uid, &c)).await;
-        let upgraded = match outcome {
-            Ok(upgraded) => upgraded,
-            // A concurrent join of the same user with the same code won the race: idempotent.
-            Err(BetaError::Db(e)) if e.is_unique_violation() => false,
-            Err(e) => return Err(e),
-        };
+        let upgraded = self.db.write(move |conn| join_tx(conn, &uid, &c)).await?;
         self.members.invalidate(&user_id).await;
         let access = self.access(&user_id).await?;
         metrics::counter!("portico_beta_joins_total", "upgraded" => if upgraded { "true" } else { "false" })
@@ -172,6 +164,27 @@ impl Beta {
             access: Some(access),
             upgraded,
         })
+    }
+
+    /// Erases everything stored about a user (account deletion, served as `Ops/EraseUser`):
+    /// membership, redemptions and analytics events in one write transaction, then the cached
+    /// access entry on every replica. Returns the rows removed; erasing again removes nothing
+    /// and answers 0. Invitation codes keep their use counts: the uses happened.
+    pub async fn erase_user(&self, user_id: &str) -> Result<u64, BetaError> {
+        let Ok(user_id) = require_user(user_id) else {
+            // No call stores an id `require_user` refuses: there is nothing to erase.
+            return Ok(0);
+        };
+        let uid = user_id.clone();
+        let removed = self
+            .db
+            .write(move |conn| Ok::<_, BetaError>(store::erase_user(conn, &uid)?))
+            .await?;
+        // After the commit, so a replica reloading at once reads the erased state; through
+        // the cache, so the other replicas drop their in-memory copy too.
+        self.members.invalidate(&user_id).await;
+        metrics::counter!("portico_beta_erasures_total").increment(1);
+        Ok(removed)
     }
 
     async fn record_events(&self, req: pb::RecordEventsRequest) -> Result<pb::RecordEventsResponse, BetaError> {
@@ -371,18 +384,14 @@ impl Beta {
             .db
             .write(move |conn| {
                 let now = now_ms();
-                if MemberRow::find(conn, &uid)?.is_some() {
-                    MemberRow::set_level(conn, &uid, level, None, now)?;
-                } else {
-                    MemberRow {
-                        user_id: uid.clone(),
-                        access_level: level.rank(),
-                        invite_code: "admin".to_string(),
-                        joined_at: now,
-                        updated_at: now,
-                    }
-                    .insert(conn)?;
+                MemberRow {
+                    user_id: uid.clone(),
+                    access_level: level.rank(),
+                    invite_code: "admin".to_string(),
+                    joined_at: now,
+                    updated_at: now,
                 }
+                .set_by_admin(conn)?;
                 MemberRow::find(conn, &uid)?.ok_or(BetaError::NotFound("beta user"))
             })
             .await?;
@@ -483,12 +492,17 @@ impl Beta {
 }
 
 /// Redeems `code` for `user_id` inside one write transaction; true when the level rose.
+///
+/// Every step is one statement the database decides, so any interleaving of concurrent joins
+/// ends the same way: the redemption row is claimed first (a repeat of the same code does
+/// nothing more), then the code's use is consumed by a conditional UPDATE, then the member is
+/// upserted so the level only ever rises. A refusal after the claim rolls the claim back.
 fn join_tx(conn: &mut portico_runtime::db::DbConnection, user_id: &str, code: &str) -> Result<bool, BetaError> {
     let now = now_ms();
     let Some(row) = InviteCodeRow::find(conn, code)? else {
         return Err(BetaError::Invite(InviteProblem::NotFound));
     };
-    if store::has_redeemed(conn, user_id, code)? {
+    if !store::record_redemption(conn, user_id, code, now)? {
         return Ok(false);
     }
     row.state().check(now).map_err(BetaError::Invite)?;
@@ -499,22 +513,14 @@ fn join_tx(conn: &mut portico_runtime::db::DbConnection, user_id: &str, code: &s
             .unwrap_or(InviteProblem::NotFound);
         return Err(BetaError::Invite(problem));
     }
-    store::record_redemption(conn, user_id, code, now)?;
-    let member = MemberRow::find(conn, user_id)?;
-    let (level, upgraded) = domain::level_after_join(member.as_ref().map(MemberRow::level), row.level());
-    match member {
-        Some(_) if upgraded => MemberRow::set_level(conn, user_id, level, Some(code), now)?,
-        Some(_) => {}
-        None => MemberRow {
-            user_id: user_id.to_string(),
-            access_level: level.rank(),
-            invite_code: code.to_string(),
-            joined_at: now,
-            updated_at: now,
-        }
-        .insert(conn)?,
-    }
-    Ok(upgraded)
+    let member = MemberRow {
+        user_id: user_id.to_string(),
+        access_level: row.level().rank(),
+        invite_code: code.to_string(),
+        joined_at: now,
+        updated_at: now,
+    };
+    Ok(member.join(conn)?)
 }
 
 fn require_user(user_id: &str) -> Result<String, BetaError> {

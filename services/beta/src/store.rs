@@ -1,9 +1,13 @@
 //! The beta service's tables and the queries on them, written once for both backends.
 
-use diesel::{expression_methods::AggregateExpressionMethods, prelude::*};
-use portico_runtime::db::DbConnection;
+use diesel::{expression_methods::AggregateExpressionMethods, prelude::*, upsert::excluded};
+use portico_runtime::{db::DbConnection, on_backend};
 
 use crate::domain::{InviteState, Level};
+
+// `on_backend!` runs one statement on the backend's own connection: the MultiConnection
+// cannot express `ON CONFLICT`, but both backends can (SQLite ≥ 3.24), so each upsert here
+// is written once and compiled for each.
 
 /// Diesel's view of the schema (see `migrations/`).
 pub mod schema {
@@ -111,6 +115,16 @@ impl InviteCodeRow {
             .map(|_| ())
     }
 
+    /// Inserts the code unless one by that name exists (replicas seeding at once both succeed).
+    pub fn insert_if_missing(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        on_backend!(conn, |c| diesel::insert_into(invite_codes::table)
+            .values(self)
+            .on_conflict(invite_codes::code)
+            .do_nothing()
+            .execute(c))?;
+        Ok(())
+    }
+
     /// Consumes one use if the code is still redeemable at `now`; false when it is not.
     /// The check and the increment are one statement, so concurrent joins can never
     /// consume more uses than the code has.
@@ -200,38 +214,47 @@ impl MemberRow {
             .optional()
     }
 
-    /// Adds a member.
-    pub fn insert(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        diesel::insert_into(beta_users::table)
-            .values(self)
-            .execute(conn)
-            .map(|_| ())
+    /// Makes `self.user_id` a member at `self.access_level` (given by `self.invite_code`), or
+    /// raises an existing member to it; a member already at that level or above is left as
+    /// they are. True when the level rose (or the member is new).
+    ///
+    /// One statement, `INSERT … ON CONFLICT (user_id) DO UPDATE … WHERE access_level <
+    /// excluded.access_level`: the database decides against the row as committed, so two
+    /// concurrent first joins both land (the second becomes an update) and a lower level never
+    /// overwrites a higher one whatever the interleaving — together `GREATEST(stored, new)`.
+    /// `joined_at` is only ever written by the insert.
+    pub fn join(&self, conn: &mut DbConnection) -> QueryResult<bool> {
+        // `FilterDsl` puts the WHERE on the DO UPDATE (the prelude's `filter` is for queries).
+        use diesel::query_dsl::methods::FilterDsl;
+        let changed = on_backend!(conn, |c| FilterDsl::filter(
+            diesel::insert_into(beta_users::table)
+                .values(self)
+                .on_conflict(beta_users::user_id)
+                .do_update()
+                .set((
+                    beta_users::access_level.eq(excluded(beta_users::access_level)),
+                    beta_users::invite_code.eq(excluded(beta_users::invite_code)),
+                    beta_users::updated_at.eq(excluded(beta_users::updated_at)),
+                )),
+            beta_users::access_level.lt(excluded(beta_users::access_level)),
+        )
+        .execute(c))?;
+        Ok(changed == 1)
     }
 
-    /// Sets a member's level (and the code that gave it, when a join raised it).
-    pub fn set_level(
-        conn: &mut DbConnection,
-        user_id: &str,
-        level: Level,
-        code: Option<&str>,
-        now: i64,
-    ) -> QueryResult<()> {
-        let target = beta_users::table.filter(beta_users::user_id.eq(user_id));
-        match code {
-            Some(code) => diesel::update(target)
-                .set((
-                    beta_users::access_level.eq(level.rank()),
-                    beta_users::invite_code.eq(code),
-                    beta_users::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-            None => diesel::update(target)
-                .set((
-                    beta_users::access_level.eq(level.rank()),
-                    beta_users::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-        };
+    /// Sets a member's level as an admin chose it (up or down), making them a member when
+    /// they are not (`self` is the row to insert then). One upsert, so two concurrent
+    /// changes for a new member cannot fail on the primary key; the last one wins.
+    pub fn set_by_admin(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        on_backend!(conn, |c| diesel::insert_into(beta_users::table)
+            .values(self)
+            .on_conflict(beta_users::user_id)
+            .do_update()
+            .set((
+                beta_users::access_level.eq(excluded(beta_users::access_level)),
+                beta_users::updated_at.eq(excluded(beta_users::updated_at)),
+            ))
+            .execute(c))?;
         Ok(())
     }
 
@@ -248,27 +271,31 @@ impl MemberRow {
     }
 }
 
-/// Records that a user redeemed a code; the primary key refuses a second redemption of the
-/// same code by the same user (a unique violation), which makes joining twice idempotent.
-pub fn record_redemption(conn: &mut DbConnection, user_id: &str, code: &str, now: i64) -> QueryResult<()> {
-    diesel::insert_into(redemptions::table)
+/// Records that a user redeemed a code; false (and nothing written) when they already had.
+/// The `(user, code)` primary key decides, in the database: of two concurrent redemptions of
+/// one code by one user exactly one inserts, the other waits for it and then does nothing,
+/// which makes joining twice idempotent.
+pub fn record_redemption(conn: &mut DbConnection, user_id: &str, code: &str, now: i64) -> QueryResult<bool> {
+    let inserted = on_backend!(conn, |c| diesel::insert_into(redemptions::table)
         .values((
             redemptions::user_id.eq(user_id),
             redemptions::code.eq(code),
             redemptions::redeemed_at.eq(now),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .on_conflict((redemptions::user_id, redemptions::code))
+        .do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
 }
 
-/// Whether a user already redeemed a code.
-pub fn has_redeemed(conn: &mut DbConnection, user_id: &str, code: &str) -> QueryResult<bool> {
-    Ok(redemptions::table
-        .find((user_id, code))
-        .select(redemptions::redeemed_at)
-        .first::<i64>(conn)
-        .optional()?
-        .is_some())
+/// Deletes everything stored about `user_id` (account erasure): the membership, the
+/// redemptions and the analytics events; returns the rows removed. Call inside a write
+/// transaction so the erasure lands whole. The codes' use counts stay: the uses happened.
+pub fn erase_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<u64> {
+    let members = diesel::delete(beta_users::table.filter(beta_users::user_id.eq(user_id))).execute(conn)?;
+    let redeemed = diesel::delete(redemptions::table.filter(redemptions::user_id.eq(user_id))).execute(conn)?;
+    let events = diesel::delete(analytics_events::table.filter(analytics_events::user_id.eq(user_id))).execute(conn)?;
+    Ok((members + redeemed + events) as u64)
 }
 
 /// A feature flag and the minimum level that sees it.

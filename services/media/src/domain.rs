@@ -176,8 +176,8 @@ pub fn validate_measured(m: &Measured) -> Vec<(String, String)> {
     problems
 }
 
-/// Upload settings for `network`, capped by the service's byte cap and refined by what the
-/// client measured.
+/// Upload settings for `network`, capped by the service's byte and chunk caps and refined by
+/// what the client measured.
 ///
 /// Without measurements the table in [`Network::baseline`] answers. With them, the link is the
 /// measured one (a missing half taken from [`Network::typical`]; the uplink is
@@ -187,7 +187,7 @@ pub fn validate_measured(m: &Measured) -> Vec<(String, String)> {
 ///   64 KiB: each chunk takes about two seconds to send;
 /// - `timeoutMs = clamp(2 × RTT + 3 × (chunkBytes / uplink bytes/s), 10 s, 120 s)`: one
 ///   request's round trips plus three times the expected transfer time of a chunk.
-pub fn upload_config(network: Network, measured: Measured, max_bytes: u64) -> pb::UploadConfig {
+pub fn upload_config(network: Network, measured: Measured, max_bytes: u64, max_chunk_bytes: u64) -> pb::UploadConfig {
     let base = network.baseline();
     let (chunk_bytes, timeout_ms) = if measured.downlink_mbps.is_none() && measured.rtt_ms.is_none() {
         (base.chunk_bytes, base.timeout_ms)
@@ -211,7 +211,8 @@ pub fn upload_config(network: Network, measured: Measured, max_bytes: u64) -> pb
         max_file_bytes,
         max_dimension: base.max_dimension,
         jpeg_quality: base.jpeg_quality,
-        chunk_bytes: chunk_bytes.min(max_file_bytes.max(1)),
+        // A recommended chunk is one the service accepts (see `PORTICO_MEDIA_MAX_CHUNK_BYTES`).
+        chunk_bytes: chunk_bytes.min(max_file_bytes).min(max_chunk_bytes).max(1),
         parallel_chunks: base.parallel_chunks,
         timeout_ms,
         preferred_format: base.preferred_format.to_string(),
@@ -268,9 +269,15 @@ pub fn parse_id(raw: &str) -> Option<String> {
     uuid::Uuid::parse_str(raw.trim()).ok().map(|u| u.to_string())
 }
 
+/// Where all of a user's media objects live: `media/<user>/` (a user id is one key segment,
+/// see [`valid_user_id`], so this never reaches another user's objects).
+pub fn user_media_prefix(user_id: &str) -> String {
+    format!("media/{user_id}")
+}
+
 /// Where a media item's objects live: `media/<user>/<media id>/`.
 pub fn media_prefix(user_id: &str, media_id: &str) -> String {
-    format!("media/{user_id}/{media_id}")
+    format!("{}/{media_id}", user_media_prefix(user_id))
 }
 
 /// The object key of a media item's original.
@@ -469,7 +476,7 @@ mod tests {
         let cap = 25 * 1024 * 1024;
         let mut last_max = 0;
         for n in Network::ALL {
-            let c = upload_config(n, Measured::default(), cap);
+            let c = upload_config(n, Measured::default(), cap, MAX_CHUNK_BYTES);
             assert!(c.max_file_bytes > last_max, "{n:?} allows more than slower networks");
             last_max = c.max_file_bytes;
             assert!(c.max_file_bytes <= cap);
@@ -477,9 +484,11 @@ mod tests {
             assert!((1..=100).contains(&c.jpeg_quality));
             assert!(c.parallel_chunks >= 1);
         }
-        let small = upload_config(Network::Wifi, Measured::default(), 1024 * 1024);
+        let small = upload_config(Network::Wifi, Measured::default(), 1024 * 1024, MAX_CHUNK_BYTES);
         assert_eq!(small.max_file_bytes, 1024 * 1024);
         assert!(small.chunk_bytes <= small.max_file_bytes);
+        let capped = upload_config(Network::Wifi, Measured::default(), cap, 100_000);
+        assert_eq!(capped.chunk_bytes, 100_000, "never above the chunk cap");
     }
 
     #[test]
@@ -492,6 +501,7 @@ mod tests {
                 rtt_ms: Some(100),
             },
             u64::MAX,
+            MAX_CHUNK_BYTES,
         );
         assert_eq!(c.chunk_bytes, 15 * 64 * 1024);
         // 200 ms of round trips + 3 × 1.966 s is under the 10 s floor.
@@ -504,6 +514,7 @@ mod tests {
                 rtt_ms: Some(4000),
             },
             u64::MAX,
+            MAX_CHUNK_BYTES,
         );
         assert_eq!(far.chunk_bytes, MIN_CHUNK_BYTES);
         assert_eq!(far.timeout_ms, 11_145);
@@ -515,6 +526,7 @@ mod tests {
                 rtt_ms: Some(1500),
             },
             u64::MAX,
+            MAX_CHUNK_BYTES,
         );
         assert_eq!(slow.chunk_bytes, MIN_CHUNK_BYTES);
         assert_eq!(slow.timeout_ms, 120_000);
@@ -526,6 +538,7 @@ mod tests {
                 rtt_ms: Some(300),
             },
             u64::MAX,
+            MAX_CHUNK_BYTES,
         );
         assert_eq!(rtt_only.chunk_bytes, 2 * 64 * 1024);
     }

@@ -19,6 +19,9 @@ pub enum MediaError {
     /// A tus upload declared a length over the byte cap.
     #[error("upload length {length} over the cap of {max}")]
     UploadTooLarge { length: u64, max: u64 },
+    /// An append carried more than the per-chunk cap (`PORTICO_MEDIA_MAX_CHUNK_BYTES`).
+    #[error("chunk of {chunk} bytes over the cap of {max}")]
+    ChunkOverCap { chunk: u64, max: u64 },
     /// An append would run past the declared upload length.
     #[error("chunk runs past the upload length")]
     ChunkTooLarge { offset: u64, length: u64, chunk: u64 },
@@ -98,6 +101,11 @@ impl From<MediaError> for Problem {
                 "fields": { "Upload-Length": format!("must be at most {max}") },
                 "maxBytes": max,
             })),
+            MediaError::ChunkOverCap { chunk, max } => Problem::new(
+                ErrorCode::PayloadTooLarge,
+                format!("a chunk of {chunk} bytes is over the cap of {max} bytes per append; send smaller chunks"),
+            )
+            .with_details(json!({ "chunk": chunk, "maxChunkBytes": max })),
             MediaError::ChunkTooLarge { offset, length, chunk } => Problem::new(
                 ErrorCode::PayloadTooLarge,
                 format!("{chunk} bytes at offset {offset} run past the Upload-Length of {length}"),

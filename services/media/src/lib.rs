@@ -13,14 +13,15 @@ pub mod service;
 pub mod sketch;
 pub mod store;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use portico_media_pipeline::Limits;
 use portico_proto::media::v1::media_service_server::MediaServiceServer;
 use portico_runtime::{
+    Problem,
     config::{CommonConfig, ConfigError, Secret, Vars, listen_addr},
     db::{Migrations, now_ms},
-    grpc::{self, Foundation, Launch, RequireInternalToken},
+    grpc::{self, Eraser, Foundation, Launch, RequireInternalToken},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,9 @@ const MIGRATIONS: Migrations = Migrations {
 /// Room above the byte cap for the rest of a gRPC message (ids, metadata, framing).
 const MESSAGE_HEADROOM: usize = 1024 * 1024;
 
+/// Default of `PORTICO_MEDIA_MAX_CHUNK_BYTES`: the largest chunk an upload config recommends.
+pub const DEFAULT_MAX_CHUNK_BYTES: u64 = domain::MAX_CHUNK_BYTES;
+
 /// The media service's settings.
 #[derive(Clone, Debug)]
 pub struct MediaConfig {
@@ -50,6 +54,12 @@ pub struct MediaConfig {
     pub db_pool: usize,
     /// `PORTICO_MEDIA_MAX_BYTES` (default 25 MiB): largest image or tus upload.
     pub max_bytes: u64,
+    /// `PORTICO_MEDIA_MAX_CHUNK_BYTES` (default 8 MiB, or `PORTICO_MEDIA_MAX_BYTES` when that
+    /// is smaller; 1 to `PORTICO_MEDIA_MAX_BYTES`): the largest body one tus append
+    /// (`PATCH`) may carry. The service refuses a longer chunk with `PAYLOAD_TOO_LARGE` before
+    /// storing anything; the gateway reads the same variable to refuse it with 413 before
+    /// reading the body, and upload configs never recommend chunks above it.
+    pub max_chunk_bytes: u64,
     /// `PORTICO_MEDIA_MAX_PIXELS` (default 50,000,000): largest declared width × height,
     /// checked before decoding.
     pub max_pixels: u64,
@@ -71,6 +81,13 @@ impl MediaConfig {
             return Err(ConfigError {
                 var: "PORTICO_MEDIA_MAX_BYTES".to_string(),
                 message: "must be between 1 and 1073741824 (1 GiB)".to_string(),
+            });
+        }
+        let max_chunk_bytes: u64 = vars.get("PORTICO_MEDIA_MAX_CHUNK_BYTES", DEFAULT_MAX_CHUNK_BYTES.min(max_bytes))?;
+        if max_chunk_bytes == 0 || max_chunk_bytes > max_bytes {
+            return Err(ConfigError {
+                var: "PORTICO_MEDIA_MAX_CHUNK_BYTES".to_string(),
+                message: format!("must be between 1 and PORTICO_MEDIA_MAX_BYTES ({max_bytes})"),
             });
         }
         let max_pixels: u64 = vars.get("PORTICO_MEDIA_MAX_PIXELS", 50_000_000)?;
@@ -100,6 +117,7 @@ impl MediaConfig {
             database_url: common.database_url(vars, "media"),
             db_pool: vars.positive("PORTICO_MEDIA_DB_POOL", 16)? as usize,
             max_bytes,
+            max_chunk_bytes,
             max_pixels,
             upload_ttl: positive_secs(vars, "PORTICO_MEDIA_UPLOAD_TTL_SECS", 24 * 3600)?,
             cleanup_interval: positive_secs(vars, "PORTICO_MEDIA_CLEANUP_INTERVAL_SECS", 600)?,
@@ -174,8 +192,14 @@ pub async fn start_app_on(
     )
     .await?;
     let ttl_ms = i64::try_from(config.upload_ttl.as_millis()).unwrap_or(i64::MAX);
-    let app = MediaApp::new(db.clone(), objects, config.limits(), ttl_ms);
+    let app = MediaApp::new(db.clone(), objects, config.limits(), config.max_chunk_bytes, ttl_ms);
     spawn_cleanup(app.clone(), config.cleanup_interval, shutdown.clone());
+
+    let erasing = app.clone();
+    let eraser: Eraser = Arc::new(move |user_id: String| {
+        let app = erasing.clone();
+        Box::pin(async move { app.erase_user(&user_id).await.map_err(Problem::from) })
+    });
 
     let token = config.common.internal_token.expose().clone();
     let max_message = usize::try_from(config.max_bytes)
@@ -197,6 +221,7 @@ pub async fn start_app_on(
         db: db.clone(),
         redis,
         token,
+        eraser,
         shutdown,
     });
     Ok(Started {
@@ -237,6 +262,7 @@ mod tests {
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50052");
         assert_eq!(c.database_url, "sqlite:///srv/portico/media.db");
         assert_eq!((c.max_bytes, c.max_pixels), (25 * 1024 * 1024, 50_000_000));
+        assert_eq!(c.max_chunk_bytes, 8 * 1024 * 1024);
         assert_eq!(c.upload_ttl, Duration::from_secs(86_400));
         assert_eq!(c.cleanup_interval, Duration::from_secs(600));
         assert_eq!(c.storage, StorageConfig::Local("/srv/portico/media".into()));
@@ -265,11 +291,35 @@ mod tests {
     }
 
     #[test]
+    fn the_chunk_cap_defaults_within_the_byte_cap() -> Result<(), ConfigError> {
+        let small = config(&[("PORTICO_MEDIA_MAX_BYTES", "1000000")])?;
+        assert_eq!(small.max_chunk_bytes, 1_000_000, "never above the byte cap by default");
+        let set = config(&[("PORTICO_MEDIA_MAX_CHUNK_BYTES", "65536")])?;
+        assert_eq!(set.max_chunk_bytes, 65_536);
+        let over = config(&[
+            ("PORTICO_MEDIA_MAX_BYTES", "1000000"),
+            ("PORTICO_MEDIA_MAX_CHUNK_BYTES", "1000001"),
+        ]);
+        let e = over.err().map(|e| (e.var, e.message));
+        assert_eq!(
+            e,
+            Some((
+                "PORTICO_MEDIA_MAX_CHUNK_BYTES".to_string(),
+                "must be between 1 and PORTICO_MEDIA_MAX_BYTES (1000000)".to_string()
+            ))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (var, value) in [
             ("PORTICO_MEDIA_MAX_BYTES", "0"),
             ("PORTICO_MEDIA_MAX_BYTES", "lots"),
             ("PORTICO_MEDIA_MAX_PIXELS", "0"),
+            ("PORTICO_MEDIA_MAX_CHUNK_BYTES", "0"),
+            ("PORTICO_MEDIA_MAX_CHUNK_BYTES", "big"),
+            ("PORTICO_MEDIA_MAX_CHUNK_BYTES", "26214401"),
             ("PORTICO_MEDIA_UPLOAD_TTL_SECS", "0"),
             ("PORTICO_S3_ALLOW_HTTP", "maybe"),
         ] {

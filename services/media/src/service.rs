@@ -46,6 +46,8 @@ pub struct MediaApp {
     db: Db,
     objects: Objects,
     limits: Limits,
+    /// Largest body of one tus append.
+    max_chunk_bytes: u64,
     upload_ttl_ms: i64,
     /// One permit per core: images are decoded and encoded on the blocking pool, and more of
     /// them at once than there are cores only adds memory, not throughput.
@@ -70,12 +72,13 @@ pub struct CleanupReport {
 
 impl MediaApp {
     /// The application over `db` and `objects`.
-    pub fn new(db: Db, objects: Objects, limits: Limits, upload_ttl_ms: i64) -> Self {
+    pub fn new(db: Db, objects: Objects, limits: Limits, max_chunk_bytes: u64, upload_ttl_ms: i64) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         MediaApp {
             db,
             objects,
             limits,
+            max_chunk_bytes,
             upload_ttl_ms,
             cpu: Arc::new(Semaphore::new(cores)),
         }
@@ -93,7 +96,12 @@ impl MediaApp {
         if !problems.is_empty() {
             return Err(MediaError::Invalid(problems));
         }
-        Ok(domain::upload_config(network, measured, self.limits.max_bytes))
+        Ok(domain::upload_config(
+            network,
+            measured,
+            self.limits.max_bytes,
+            self.max_chunk_bytes,
+        ))
     }
 
     async fn upload(&self, req: pb::UploadRequest) -> Result<pb::Media, MediaError> {
@@ -333,6 +341,14 @@ impl MediaApp {
 
     async fn append_upload(&self, req: pb::AppendUploadRequest) -> Result<pb::AppendUploadResponse, MediaError> {
         let user_id = require_user(&req.user_id)?;
+        // Before anything is read or stored: the cap bounds what one append can make us hold.
+        let chunk = req.content.len() as u64;
+        if chunk > self.max_chunk_bytes {
+            return Err(MediaError::ChunkOverCap {
+                chunk,
+                max: self.max_chunk_bytes,
+            });
+        }
         if !req.sha256.is_empty() && req.sha256.len() != 32 {
             return Err(MediaError::field("sha256", "must be a 32-byte SHA-256 digest"));
         }
@@ -345,7 +361,6 @@ impl MediaApp {
                 requested: req.offset,
             });
         }
-        let chunk = req.content.len() as u64;
         if offset.saturating_add(chunk) > length {
             return Err(MediaError::ChunkTooLarge { offset, length, chunk });
         }
@@ -641,6 +656,63 @@ impl MediaApp {
         Ok(pb::PerformanceReport {
             groups: report_groups(sums, group_by),
         })
+    }
+
+    /// Erases everything stored about a user (account deletion, served as `Ops/EraseUser`):
+    /// every media item in any status with its original (which holds the GPS data) and all
+    /// variants, every tus upload with its chunks, and the user's performance histogram rows
+    /// — rows and objects. Returns how many rows and objects went; erasing again removes
+    /// nothing and answers 0.
+    ///
+    /// Crash-safe because every step is an idempotent delete and the order leaves a retry
+    /// (the gateway retries until it succeeds) something to find:
+    /// 1. Chunk objects first, then rows: chunks are keyed by upload id alone, so the upload
+    ///    rows are the only link from the user to them. A crash after step 1 leaves the rows;
+    ///    the retry deletes the (already missing) chunks again, then the rows.
+    /// 2. All rows in one write transaction, media included: readers go from the whole item to
+    ///    NOT_FOUND in one commit, never to a row whose bytes are gone.
+    /// 3. Media objects last, by the user's prefix `media/<user>/`, which needs no rows: a
+    ///    crash after step 2 is finished by the retry listing the prefix, and without a retry
+    ///    the cleanup job removes them as objects no row names after [`PENDING_GRACE_MS`].
+    ///
+    /// An upload in flight meanwhile cannot resurrect an erased item: `ingest` finds its
+    /// pending row gone when it marks it ready and discards its objects, and an append whose
+    /// chunk row went with the upload leaves a stray chunk the cleanup job removes. (The
+    /// gateway revokes the account before erasing, so no new calls arrive.)
+    pub async fn erase_user(&self, user_id: &str) -> Result<u64, MediaError> {
+        let user_id = user_id.trim().to_string();
+        if !domain::valid_user_id(&user_id) {
+            // Every call that stores something checks the id the same way: nothing to erase.
+            return Ok(0);
+        }
+        let mut removed = 0u64;
+        let uid = user_id.clone();
+        let uploads = self
+            .db
+            .run(move |conn| Ok::<_, MediaError>(UploadRow::ids_of_user(conn, &uid)?))
+            .await?;
+        for id in uploads {
+            removed += self.delete_objects_under(&domain::upload_prefix(&id)).await?;
+        }
+        let uid = user_id.clone();
+        removed += self
+            .db
+            .write(move |conn| Ok::<_, MediaError>(store::erase_user_rows(conn, &uid)?))
+            .await?;
+        removed += self.delete_objects_under(&domain::user_media_prefix(&user_id)).await?;
+        metrics::counter!("portico_media_erasures_total").increment(1);
+        tracing::info!(removed, "erased a user's media");
+        Ok(removed)
+    }
+
+    /// Deletes every object under `prefix`; returns how many there were.
+    async fn delete_objects_under(&self, prefix: &str) -> Result<u64, MediaError> {
+        let keys: Vec<String> = self.objects.list(prefix).await?.into_iter().map(|o| o.key).collect();
+        let n = keys.len() as u64;
+        if n > 0 {
+            self.objects.delete_all(keys).await?;
+        }
+        Ok(n)
     }
 
     /// Removes what crashes, expiries and failed deletes leave behind, as of `now`: pending

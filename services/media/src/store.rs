@@ -71,6 +71,7 @@ pub mod schema {
 
     diesel::joinable!(media_variants -> media (media_id));
     diesel::allow_tables_to_appear_in_same_query!(media, media_variants);
+    diesel::allow_tables_to_appear_in_same_query!(uploads, upload_chunks);
 }
 
 use schema::{media, media_variants, perf_buckets, upload_chunks, uploads};
@@ -316,6 +317,14 @@ impl UploadRow {
             .load(conn)
     }
 
+    /// The ids of `user_id`'s uploads, in any state (expired and completed ones included).
+    pub fn ids_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String>> {
+        uploads::table
+            .filter(uploads::user_id.eq(user_id))
+            .select(uploads::id)
+            .load(conn)
+    }
+
     /// Which of `keys` are chunks of some upload.
     pub fn known_chunks(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Vec<String>> {
         upload_chunks::table
@@ -323,6 +332,25 @@ impl UploadRow {
             .select(upload_chunks::object_key)
             .load(conn)
     }
+}
+
+/// Deletes every row about `user_id` (account erasure): their media in any status with all
+/// variants, their tus uploads with their chunk rows, and their performance histogram rows
+/// (which carry the user id, so they are personal data, not anonymous aggregates: reports can
+/// be asked for one user). Returns the rows removed. Call inside a write transaction so the
+/// rows go together; the objects they name are the caller's to delete (see
+/// `MediaApp::erase_user` for the order).
+pub fn erase_user_rows(conn: &mut DbConnection, user_id: &str) -> QueryResult<u64> {
+    let user_uploads = uploads::table.filter(uploads::user_id.eq(user_id)).select(uploads::id);
+    let chunks =
+        diesel::delete(upload_chunks::table.filter(upload_chunks::upload_id.eq_any(user_uploads))).execute(conn)?;
+    let uploads = diesel::delete(uploads::table.filter(uploads::user_id.eq(user_id))).execute(conn)?;
+    let user_media = media::table.filter(media::user_id.eq(user_id)).select(media::id);
+    let variants =
+        diesel::delete(media_variants::table.filter(media_variants::media_id.eq_any(user_media))).execute(conn)?;
+    let media = diesel::delete(media::table.filter(media::user_id.eq(user_id))).execute(conn)?;
+    let perf = diesel::delete(perf_buckets::table.filter(perf_buckets::user_id.eq(user_id))).execute(conn)?;
+    Ok((chunks + uploads + variants + media + perf) as u64)
 }
 
 /// Events and successes of one histogram bucket.

@@ -1,7 +1,7 @@
 //! The workflow service's errors, converted once into the public catalogue.
 
 use portico_runtime::{ErrorCode, Problem, db::DbError};
-use portico_workflow_analyzer::{InputProblem, ProblemKind};
+use portico_workflow_analyzer::{InputProblem, Limits, ProblemKind};
 use serde_json::json;
 
 /// Everything a workflow operation can fail with.
@@ -17,10 +17,11 @@ pub enum WorkflowError {
         /// The document was XML (BPMN), not JSON.
         xml: bool,
     },
-    /// The document is over the step cap.
-    #[error("workflow over the step cap")]
-    TooManySteps {
-        max_steps: usize,
+    /// The document is over one of the analyser's [`Limits`]: the step cap, or a cap the BPMN
+    /// reader enforces while reading (elements, attributes, namespace declarations, depth).
+    #[error("workflow document over a size limit")]
+    TooLarge {
+        limits: Limits,
         problems: Vec<InputProblem>,
     },
     /// The caller's hourly quota is spent.
@@ -49,11 +50,11 @@ impl WorkflowError {
         WorkflowError::Invalid(vec![(name.to_string(), message.to_string())])
     }
 
-    /// Sorts parser problems into their HTTP class: any syntax problem makes the body
-    /// unreadable (400), the step cap is 413, the rest are shape problems (422).
-    pub fn from_problems(problems: Vec<InputProblem>, max_steps: usize, xml: bool) -> Self {
+    /// Sorts parser problems into their HTTP class: any limit is 413, any syntax problem makes
+    /// the body unreadable (400), the rest are shape problems (422).
+    pub fn from_problems(problems: Vec<InputProblem>, limits: Limits, xml: bool) -> Self {
         if problems.iter().any(|p| p.kind == ProblemKind::TooLarge) {
-            WorkflowError::TooManySteps { max_steps, problems }
+            WorkflowError::TooLarge { limits, problems }
         } else {
             WorkflowError::Document { problems, xml }
         }
@@ -111,14 +112,17 @@ impl From<WorkflowError> for Problem {
                 };
                 Problem::new(code, format!("{message}{summary}{more}")).with_details(problems_json(&problems))
             }
-            WorkflowError::TooManySteps { max_steps, problems } => {
+            WorkflowError::TooLarge { limits, problems } => {
                 let mut details = problems_json(&problems);
-                details["maxSteps"] = json!(max_steps);
-                Problem::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the workflow has more than {max_steps} steps"),
-                )
-                .with_details(details)
+                details["maxSteps"] = json!(limits.max_steps);
+                details["limits"] = json!(limits);
+                // The step cap is reported at the step list; the XML reader's caps at the
+                // document, with the limit, its cap and the position in the message.
+                let message = match problems.iter().find(|p| p.kind == ProblemKind::TooLarge) {
+                    Some(p) if p.pointer.is_empty() => format!("the workflow document is too large: {}", p.message),
+                    _ => format!("the workflow has more than {} steps", limits.max_steps),
+                };
+                Problem::new(ErrorCode::PayloadTooLarge, message).with_details(details)
             }
             WorkflowError::Quota {
                 limit,

@@ -45,7 +45,8 @@ pub struct WorkflowConfig {
     pub database_url: String,
     /// `PORTICO_WORKFLOW_DB_POOL` (default 16).
     pub db_pool: usize,
-    /// `PORTICO_WORKFLOW_MAX_STEPS` (default 5,000): larger workflows are refused with 413.
+    /// `PORTICO_WORKFLOW_MAX_STEPS` (default 5,000): larger workflows are refused with 413. The
+    /// BPMN reader's element cap scales with it (`Limits::for_steps`).
     pub max_steps: usize,
     /// Analyses per hour by tier.
     pub quotas: Quotas,
@@ -97,10 +98,9 @@ pub async fn start_on(
         &shutdown,
     )
     .await?;
-    let limits = Limits {
-        max_steps: config.max_steps,
-    };
+    let limits = Limits::for_steps(config.max_steps);
     let workflows = Workflows::new(db.clone(), &caches, &registry, limits, config.quotas);
+    let erasing = workflows.clone();
     let token = config.common.internal_token.expose().clone();
     let server = WorkflowServiceServer::new(workflows).max_decoding_message_size(MAX_DOCUMENT_MESSAGE);
     let routes = tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
@@ -116,6 +116,15 @@ pub async fn start_on(
         db: db.clone(),
         redis,
         token,
+        eraser: std::sync::Arc::new(move |user_id| {
+            let workflows = erasing.clone();
+            Box::pin(async move {
+                workflows
+                    .erase_user(user_id)
+                    .await
+                    .map_err(portico_runtime::Problem::from)
+            })
+        }),
         shutdown,
     });
     Ok(Running { addr, task, db })

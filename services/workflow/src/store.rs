@@ -161,3 +161,11 @@ pub fn take_quota(conn: &mut DbConnection, user_id: &str, window_start: i64, lim
         .execute(conn)?;
     Ok(Some(1))
 }
+
+/// Deletes every analysis and every quota row of `user_id` and returns how many rows went (0
+/// when there were none). Call inside a write transaction, so an erasure is all or nothing.
+pub fn erase_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<u64> {
+    let analyses = diesel::delete(analyses::table.filter(analyses::user_id.eq(user_id))).execute(conn)?;
+    let quota = diesel::delete(analysis_quota::table.filter(analysis_quota::user_id.eq(user_id))).execute(conn)?;
+    Ok(u64::try_from(analyses.saturating_add(quota)).unwrap_or(u64::MAX))
+}

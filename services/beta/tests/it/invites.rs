@@ -4,7 +4,7 @@ use tonic::{Code, Request};
 
 use crate::{Client, on_every_backend};
 
-async fn create(client: &mut Client, code: &str, level: pb::AccessLevel, max_uses: i32) -> pb::InviteCode {
+pub(crate) async fn create(client: &mut Client, code: &str, level: pb::AccessLevel, max_uses: i32) -> pb::InviteCode {
     client
         .create_invite_code(pb::CreateInviteCodeRequest {
             code: code.into(),

@@ -2,10 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod erasure;
 mod invites;
+mod joins;
 
 use portico_beta::{BetaConfig, Running};
-use portico_proto::beta::v1::beta_service_client::BetaServiceClient;
+use portico_proto::{beta::v1::beta_service_client::BetaServiceClient, ops::v1::ops_client::OpsClient};
 use portico_runtime::{
     config::Vars,
     grpc::{PresentInternalToken, channel},
@@ -18,34 +20,48 @@ pub const TOKEN: &str = "test-internal-token-0123456789";
 
 pub type Client = BetaServiceClient<InterceptedService<Channel, PresentInternalToken>>;
 
+/// The Ops client the gateway uses (erasure, info), with the internal token.
+pub type Ops = OpsClient<InterceptedService<Channel, PresentInternalToken>>;
+
 /// A beta service on an ephemeral port with its own fresh database.
 pub struct Service {
     pub running: Running,
     pub client: Client,
+    pub ops: Ops,
     pub url: String,
     stop: CancellationToken,
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 impl Service {
     pub async fn start(backend: Backend) -> Service {
         let db = TestDb::new(backend, "beta");
-        let vars = Vars::from_map([
-            ("PORTICO_BETA_DATABASE_URL", db.url.as_str()),
+        let url = db.url.clone();
+        Service::start_with(&url, Some(db), &[]).await
+    }
+
+    /// A service on the database at `db_url` with extra settings; it drops `db` (if it owns
+    /// the database) when it stops. Replicas share one URL, and the first owns it.
+    pub async fn start_with(db_url: &str, db: Option<TestDb>, extra: &[(&str, &str)]) -> Service {
+        let mut vars = vec![
+            ("PORTICO_BETA_DATABASE_URL", db_url),
             ("PORTICO_BETA_GRPC_ADDR", "127.0.0.1:0"),
             ("PORTICO_INTERNAL_TOKEN", TOKEN),
             ("PORTICO_BETA_SEED_DEMO", "false"),
-        ]);
-        let config = BetaConfig::from_vars(&vars).unwrap();
+        ];
+        vars.extend_from_slice(extra);
+        let config = BetaConfig::from_vars(&Vars::from_map(vars)).unwrap();
         let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.unwrap();
         let stop = CancellationToken::new();
         let running = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();
         let url = format!("http://{}", running.addr);
         let ch = channel(&url, std::time::Duration::from_secs(30)).unwrap();
-        let client = BetaServiceClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
+        let client = BetaServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap());
+        let ops = OpsClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
         Service {
             running,
             client,
+            ops,
             url,
             stop,
             _db: db,

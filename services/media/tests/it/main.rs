@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
+mod erasure;
 mod images;
 mod media;
 mod performance;
@@ -13,7 +14,7 @@ mod tus;
 use std::path::{Path, PathBuf};
 
 use portico_media::{MediaApp, error::MediaError};
-use portico_proto::media::v1::media_service_client::MediaServiceClient;
+use portico_proto::{media::v1::media_service_client::MediaServiceClient, ops::v1::ops_client::OpsClient};
 use portico_runtime::{
     config::Vars,
     db::Db,
@@ -27,10 +28,13 @@ const TOKEN: &str = "test-internal-token-0123456789";
 const BIG: usize = 64 * 1024 * 1024;
 
 type Client = MediaServiceClient<InterceptedService<Channel, PresentInternalToken>>;
+/// The Ops client the gateway uses (erasure, info), with the internal token.
+type Ops = OpsClient<InterceptedService<Channel, PresentInternalToken>>;
 
 /// A media service on an ephemeral port with its own fresh database and media directory.
 pub struct Service {
     pub client: Client,
+    pub ops: Ops,
     pub app: MediaApp,
     pub db: Db,
     pub url: String,
@@ -59,11 +63,13 @@ impl Service {
             .unwrap();
         let url = format!("http://{}", started.running.addr);
         let ch = channel(&url, std::time::Duration::from_secs(60)).unwrap();
-        let client = MediaServiceClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap())
+        let client = MediaServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap())
             .max_decoding_message_size(BIG)
             .max_encoding_message_size(BIG);
+        let ops = OpsClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
         Service {
             client,
+            ops,
             app: started.app,
             db: started.running.db,
             url,

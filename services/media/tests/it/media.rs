@@ -11,7 +11,7 @@ use tonic::Code;
 
 use crate::{Service, code, details, images, sha256};
 
-fn upload(user: &str, content: Vec<u8>) -> pb::UploadRequest {
+pub(crate) fn upload(user: &str, content: Vec<u8>) -> pb::UploadRequest {
     pb::UploadRequest {
         user_id: user.to_string(),
         content: content.into(),
@@ -20,7 +20,7 @@ fn upload(user: &str, content: Vec<u8>) -> pb::UploadRequest {
     }
 }
 
-fn variant(user: &str, id: &str, name: &str, format: &str) -> pb::GetVariantRequest {
+pub(crate) fn variant(user: &str, id: &str, name: &str, format: &str) -> pb::GetVariantRequest {
     pb::GetVariantRequest {
         user_id: user.to_string(),
         id: id.to_string(),

@@ -6,7 +6,13 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{Client, Service, code, details};
 
-fn event(t: &str, duration_ms: f64, connection: pb::Connection, device: &str, success: bool) -> pb::ClientEvent {
+pub(crate) fn event(
+    t: &str,
+    duration_ms: f64,
+    connection: pb::Connection,
+    device: &str,
+    success: bool,
+) -> pb::ClientEvent {
     pb::ClientEvent {
         r#type: t.to_string(),
         duration_ms,
@@ -20,7 +26,7 @@ fn event(t: &str, duration_ms: f64, connection: pb::Connection, device: &str, su
     }
 }
 
-async fn record(client: &mut Client, user: &str, events: &[pb::ClientEvent]) {
+pub(crate) async fn record(client: &mut Client, user: &str, events: &[pb::ClientEvent]) {
     for batch in events.chunks(100) {
         let r = client
             .record_events(pb::RecordEventsRequest {
@@ -34,7 +40,12 @@ async fn record(client: &mut Client, user: &str, events: &[pb::ClientEvent]) {
     }
 }
 
-async fn report(client: &mut Client, user: &str, group_by: pb::GroupBy, t: &str) -> Vec<pb::PerformanceGroup> {
+pub(crate) async fn report(
+    client: &mut Client,
+    user: &str,
+    group_by: pb::GroupBy,
+    t: &str,
+) -> Vec<pb::PerformanceGroup> {
     client
         .get_performance(pb::GetPerformanceRequest {
             user_id: user.to_string(),

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::{Client, Service, code, details, images, sha256};
 
-async fn create(client: &mut Client, user: &str, length: u64) -> pb::UploadState {
+pub(crate) async fn create(client: &mut Client, user: &str, length: u64) -> pb::UploadState {
     client
         .create_upload(pb::CreateUploadRequest {
             user_id: user.to_string(),
@@ -21,7 +21,13 @@ async fn create(client: &mut Client, user: &str, length: u64) -> pb::UploadState
         .into_inner()
 }
 
-fn append(user: &str, id: &str, offset: u64, content: &[u8], checksum: Option<Vec<u8>>) -> pb::AppendUploadRequest {
+pub(crate) fn append(
+    user: &str,
+    id: &str,
+    offset: u64,
+    content: &[u8],
+    checksum: Option<Vec<u8>>,
+) -> pb::AppendUploadRequest {
     pb::AppendUploadRequest {
         user_id: user.to_string(),
         id: id.to_string(),
@@ -31,7 +37,7 @@ fn append(user: &str, id: &str, offset: u64, content: &[u8], checksum: Option<Ve
     }
 }
 
-fn get(user: &str, id: &str) -> pb::GetUploadRequest {
+pub(crate) fn get(user: &str, id: &str) -> pb::GetUploadRequest {
     pb::GetUploadRequest {
         user_id: user.to_string(),
         id: id.to_string(),
@@ -338,5 +344,94 @@ async fn expired_uploads_are_gone_and_cleanup_removes_their_chunks() {
         assert_eq!(svc.rows("upload_chunks").await, 0);
         let e = client.get_upload(get("alice", &state.id)).await.unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
+    }
+}
+
+// An append over PORTICO_MEDIA_MAX_CHUNK_BYTES is refused with PAYLOAD_TOO_LARGE before
+// anything is stored, and so is one longer than what remains of the upload (even under the
+// cap); upload configs never recommend chunks above the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_over_the_cap_or_past_the_length_are_refused_and_nothing_is_stored() {
+    for backend in portico_testkit::backends() {
+        let svc = Service::start(backend, &[("PORTICO_MEDIA_MAX_CHUNK_BYTES", "4096")]).await;
+        let mut client = svc.client.clone();
+        let state = create(&mut client, "alice", 100_000).await;
+
+        let e = client
+            .append_upload(append("alice", &state.id, 0, &[1; 4097], None))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), code(&e).as_str()),
+            (Code::InvalidArgument, "PAYLOAD_TOO_LARGE")
+        );
+        assert_eq!(details(&e)["maxChunkBytes"], 4096);
+        assert_eq!(details(&e)["chunk"], 4097);
+        assert_eq!(svc.files(), Vec::<String>::new(), "nothing stored");
+        assert_eq!(svc.rows("upload_chunks").await, 0);
+        assert_eq!(
+            client
+                .get_upload(get("alice", &state.id))
+                .await
+                .unwrap()
+                .into_inner()
+                .offset,
+            0
+        );
+        // Another user's chunk over the cap is refused the same way, before the lookup.
+        let e = client
+            .append_upload(append("mallory", &state.id, 0, &[1; 5000], None))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "PAYLOAD_TOO_LARGE");
+
+        // At the cap it lands.
+        let r = client
+            .append_upload(append("alice", &state.id, 0, &[1; 4096], None))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.state.unwrap().offset, 4096);
+
+        // Under the cap but past what remains: refused, nothing stored, offset unchanged.
+        let short = create(&mut client, "alice", 1000).await;
+        let e = client
+            .append_upload(append("alice", &short.id, 0, &[1; 1001], None))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "PAYLOAD_TOO_LARGE");
+        assert_eq!(details(&e)["remaining"], 1000);
+        assert!(svc.chunk_files(&short.id).is_empty());
+        client
+            .append_upload(append("alice", &short.id, 0, &[1; 600], None))
+            .await
+            .unwrap();
+        let e = client
+            .append_upload(append("alice", &short.id, 600, &[1; 401], None))
+            .await
+            .unwrap_err();
+        assert_eq!(details(&e)["remaining"], 400);
+        assert_eq!(svc.chunk_files(&short.id).len(), 1);
+        assert_eq!(svc.rows("upload_chunks").await, 2);
+        assert_eq!(
+            client
+                .get_upload(get("alice", &short.id))
+                .await
+                .unwrap()
+                .into_inner()
+                .offset,
+            600
+        );
+
+        let wifi = client
+            .get_upload_config(pb::GetUploadConfigRequest {
+                connection: pb::Connection::Wifi as i32,
+                downlink_mbps: None,
+                rtt_ms: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(wifi.chunk_bytes, 4096);
     }
 }

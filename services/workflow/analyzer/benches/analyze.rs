@@ -1,5 +1,6 @@
 //! Criterion benchmarks: parsing and analysis of generated workflows from 10 to 100,000 steps,
-//! and parsing the same workflow written as BPMN 2.0 XML at 1,000 steps.
+//! parsing the same workflow written as BPMN 2.0 XML at 1,000 steps, and refusing a hostile
+//! 1 MiB BPMN document (40,000 namespace declarations on the root) at the reader's cap.
 //! Throughput is reported per step, so linear growth shows as a flat per-element time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
@@ -8,7 +9,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use portico_workflow_analyzer::{Limits, analyze, bpmn, parse};
+use portico_workflow_analyzer::{Limits, ProblemKind, analyze, bpmn, parse};
 
 const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
 
@@ -141,7 +142,7 @@ fn workflow_bpmn(steps: usize) -> String {
 }
 
 fn limits() -> Limits {
-    Limits { max_steps: 100_000 }
+    Limits::for_steps(100_000)
 }
 
 fn sample_size(steps: usize) -> usize {
@@ -194,5 +195,38 @@ fn bench_parse_bpmn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_analyze, bench_parse, bench_parse_bpmn);
+/// One root element carrying 40,000 `xmlns:pN="urn:x"` declarations, one per line, padded with
+/// spaces inside the tag to exactly 1 MiB.
+fn namespace_flood() -> String {
+    const SIZE: usize = 1 << 20;
+    let mut xml = String::with_capacity(SIZE);
+    xml.push_str(r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL""#);
+    for i in 0..40_000 {
+        write!(xml, "\n    xmlns:p{i}=\"urn:x\"").unwrap();
+    }
+    let tail = r#"><process id="p"/></definitions>"#;
+    xml.extend(std::iter::repeat_n(' ', SIZE - xml.len() - tail.len()));
+    xml.push_str(tail);
+    xml
+}
+
+fn bench_refuse_namespace_flood(c: &mut Criterion) {
+    let xml = namespace_flood();
+    let refused = bpmn::parse(xml.as_bytes(), Limits::default()).unwrap_err();
+    assert_eq!(refused[0].kind, ProblemKind::TooLarge, "{refused:?}");
+    let mut group = c.benchmark_group("refuse_bpmn");
+    group.throughput(Throughput::Bytes(xml.len() as u64));
+    group.bench_with_input(BenchmarkId::from_parameter("namespace_flood_1MiB"), &xml, |b, xml| {
+        b.iter(|| bpmn::parse(black_box(xml.as_bytes()), Limits::default()));
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_analyze,
+    bench_parse,
+    bench_parse_bpmn,
+    bench_refuse_namespace_flood
+);
 criterion_main!(benches);

@@ -90,22 +90,30 @@
 //! Parsing is one streaming pass over the XML plus linear work over the elements, with no
 //! recursion, so deep or large documents cannot blow the stack.
 //!
+//! # Resource caps
+//!
+//! The reader enforces the `max_xml_*` caps of [`Limits`] as it goes, each tag checked before
+//! any of its namespace declarations is bound or any attribute kept: elements in the document
+//! (default 100,000, scaled with [`Limits::max_steps`] by [`Limits::for_steps`]), attributes per
+//! element (64), namespace declarations over the whole document (64) and nesting depth (64).
+//! Going over one stops the read with a single [`ProblemKind::TooLarge`] problem with pointer
+//! `""`, naming the limit and its cap, with the line, column and byte offset where it was
+//! exceeded.
+//!
 //! # Not supported
 //!
 //! Timers with `timeDate` or `timeCycle` instead of `timeDuration`; event definitions shared
 //! through `eventDefinitionRef`; several event definitions on one catch event; boundary events
 //! other than a timer on a `wait_for_event` step, and a timeout flow that leads elsewhere than the
 //! step's own flow (the model has one `next` for both); sub-processes and call activities;
-//! parallel, event-based and complex gateways; more than one process per analysis. The XML reader
-//! refuses nesting deeper than 65,535 elements and more than 128 namespace bindings in scope
-//! (both [`ProblemKind::Syntax`]).
+//! parallel, event-based and complex gateways; more than one process per analysis.
 
 use std::fmt;
 
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::{Namespace, ResolveResult};
-use quick_xml::reader::NsReader;
+use quick_xml::name::{Namespace, NamespaceResolver, ResolveResult};
+use quick_xml::reader::Reader;
 use serde_json::{Map, Value};
 
 use crate::hash::{IdMap, id_map};
@@ -124,7 +132,7 @@ pub const PORTICO_NAMESPACE: &str = "https://portico.dev/schema/bpmn";
 /// checked here: a flow to a missing element is a `broken-reference` finding of
 /// [`analyze`](crate::analyze), not an input problem.
 pub fn parse(xml: &[u8], limits: Limits) -> Result<Workflow, Vec<InputProblem>> {
-    let document = read(xml).map_err(|problem| vec![problem])?;
+    let document = read(xml, &limits).map_err(|problem| vec![problem])?;
     build(document, limits)
 }
 
@@ -286,33 +294,59 @@ impl Frame {
 
 /// A problem that stops reading, located by byte offset.
 struct Stop {
+    kind: ProblemKind,
     at: usize,
     message: String,
 }
 
 impl Stop {
+    /// Not well-formed (or not acceptable) XML.
     fn new(at: usize, message: impl fmt::Display) -> Self {
         Self {
+            kind: ProblemKind::Syntax,
             at,
             message: message.to_string(),
         }
     }
+
+    /// Over one of the reader caps of [`Limits`], named as it serialises.
+    fn cap(at: usize, limit: &str, cap: usize, what: impl fmt::Display) -> Self {
+        Self {
+            kind: ProblemKind::TooLarge,
+            at,
+            message: format!("over the limit {limit} = {cap}: {what}"),
+        }
+    }
 }
 
-fn read(xml: &[u8]) -> Result<Document, InputProblem> {
+fn read(xml: &[u8], limits: &Limits) -> Result<Document, InputProblem> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let (skipped, body) = match xml.strip_prefix(BOM) {
         Some(body) => (BOM.len(), body),
         None => (0, xml),
     };
-    let located = |stop: Stop| syntax_problem(xml, stop.at.saturating_add(skipped), &stop.message);
+    let located = |stop: Stop| located_problem(stop.kind, xml, stop.at.saturating_add(skipped), &stop.message);
     let text = std::str::from_utf8(body).map_err(|err| located(Stop::new(err.valid_up_to(), "not UTF-8 text")))?;
-    read_events(text).map_err(located)
+    read_events(text, limits).map_err(located)
 }
 
-fn read_events(text: &str) -> Result<Document, Stop> {
-    let mut reader = NsReader::from_str(text);
+/// What the reader has seen so far, against the caps of [`Limits`].
+#[derive(Default)]
+struct Counts {
+    elements: usize,
+    namespaces: usize,
+}
+
+fn read_events(text: &str, limits: &Limits) -> Result<Document, Stop> {
+    // A plain reader and a resolver of our own, rather than quick-xml's `NsReader`: that one
+    // binds every declaration of a tag before handing the tag over, so the caps could only be
+    // checked after the work they are meant to prevent.
+    let mut reader = Reader::from_str(text);
     reader.config_mut().enable_all_checks(true);
+    let mut resolver = NamespaceResolver::default();
+    // In scope never exceeds the document's total, so our own cap always speaks first.
+    resolver.set_max_namespace_bindings(limits.max_xml_namespaces);
+    let mut counts = Counts::default();
     let mut document = Document::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut seen_root = false;
@@ -333,9 +367,14 @@ fn read_events(text: &str) -> Result<Document, Stop> {
                     }
                     seen_root = true;
                 }
-                let frame = open(&reader, element, stack.last().copied(), &mut document, &mut captured)
+                check_caps(text, at, element, stack.len() + 1, limits, &mut counts)?;
+                resolver
+                    .push(element)
+                    .map_err(|err| Stop::new(at, format!("not well-formed XML: {err}")))?;
+                let frame = open(&resolver, element, stack.last().copied(), &mut document, &mut captured)
                     .map_err(|message| Stop::new(at, message))?;
                 if matches!(event, Event::Empty(_)) {
+                    resolver.pop();
                     close(frame, &mut document, &mut captured);
                 } else {
                     if frame.captures_text() {
@@ -346,6 +385,7 @@ fn read_events(text: &str) -> Result<Document, Stop> {
             }
             Event::End(_) => {
                 if let Some(frame) = stack.pop() {
+                    resolver.pop();
                     if capture_level == Some(stack.len()) {
                         capture_level = None;
                     }
@@ -403,6 +443,73 @@ fn read_events(text: &str) -> Result<Document, Stop> {
     Ok(document)
 }
 
+/// Applies the reader caps to one start tag at byte `at`, at nesting `depth`, before any of its
+/// declarations is bound or any attribute kept. Attributes are walked one at a time and the walk
+/// stops at the first one over a cap, so beyond quick-xml's byte scan for the end of the tag, a
+/// tag with a million attributes costs what one with a cap's worth does. Malformed attributes
+/// end the walk too; [`read_attrs`] reports them.
+fn check_caps(
+    text: &str,
+    at: usize,
+    element: &BytesStart<'_>,
+    depth: usize,
+    limits: &Limits,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
+    counts.elements += 1;
+    if counts.elements > limits.max_xml_elements {
+        return Err(Stop::cap(
+            at,
+            "maxXmlElements",
+            limits.max_xml_elements,
+            format!("more than {} elements in the document", limits.max_xml_elements),
+        ));
+    }
+    if depth > limits.max_xml_depth {
+        return Err(Stop::cap(
+            at,
+            "maxXmlDepth",
+            limits.max_xml_depth,
+            format!("elements nested more than {} deep", limits.max_xml_depth),
+        ));
+    }
+    for (n, attribute) in element.attributes().enumerate() {
+        let Ok(attribute) = attribute else { break };
+        let key = attribute.key.as_ref();
+        let here = offset_in(text, key).unwrap_or(at);
+        if key == "xmlns" || key.starts_with("xmlns:") {
+            counts.namespaces += 1;
+            if counts.namespaces > limits.max_xml_namespaces {
+                return Err(Stop::cap(
+                    here,
+                    "maxXmlNamespaces",
+                    limits.max_xml_namespaces,
+                    format!(
+                        "more than {} namespace declarations (xmlns, xmlns:prefix) in the document",
+                        limits.max_xml_namespaces
+                    ),
+                ));
+            }
+        }
+        if n >= limits.max_xml_attributes {
+            return Err(Stop::cap(
+                here,
+                "maxXmlAttributes",
+                limits.max_xml_attributes,
+                format!("more than {} attributes on one element", limits.max_xml_attributes),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Byte offset of `part` in `text` when it is a slice of it (events of a reader over a `&str`
+/// borrow from it); an address comparison, nothing is dereferenced.
+fn offset_in(text: &str, part: &str) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= text.len()).then_some(start)
+}
+
 fn offset(position: u64) -> usize {
     usize::try_from(position).unwrap_or(usize::MAX)
 }
@@ -455,7 +562,7 @@ fn namespace(resolved: &ResolveResult<'_>, qname: &str) -> Result<Ns, String> {
 }
 
 /// Checks every attribute of an element and keeps the ones the mapping reads.
-fn read_attrs(reader: &NsReader<&[u8]>, element: &BytesStart<'_>) -> Result<Attrs, String> {
+fn read_attrs(resolver: &NamespaceResolver, element: &BytesStart<'_>) -> Result<Attrs, String> {
     let mut attrs = Attrs::default();
     for attribute in element.attributes() {
         let attribute = attribute.map_err(|err| {
@@ -471,7 +578,7 @@ fn read_attrs(reader: &NsReader<&[u8]>, element: &BytesStart<'_>) -> Result<Attr
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
-        let (resolved, local) = reader.resolver().resolve_attribute(attribute.key);
+        let (resolved, local) = resolver.resolve_attribute(attribute.key);
         let slot = match (namespace(&resolved, key)?, &resolved, local.as_ref()) {
             (Ns::Portico, _, "type") => &mut attrs.portico_type,
             (Ns::Portico, _, "branch") => &mut attrs.portico_branch,
@@ -497,16 +604,16 @@ fn read_attrs(reader: &NsReader<&[u8]>, element: &BytesStart<'_>) -> Result<Attr
 
 /// Handles an opening tag: records what the mapping needs and returns the new frame.
 fn open(
-    reader: &NsReader<&[u8]>,
+    resolver: &NamespaceResolver,
     element: &BytesStart<'_>,
     parent: Option<Frame>,
     document: &mut Document,
     captured: &mut String,
 ) -> Result<Frame, String> {
     let qname = element.name();
-    let (resolved, local) = reader.resolver().resolve_element(qname);
+    let (resolved, local) = resolver.resolve_element(qname);
     let ns = namespace(&resolved, qname.as_ref())?;
-    let attrs = read_attrs(reader, element)?;
+    let attrs = read_attrs(resolver, element)?;
     let local = local.as_ref();
     let bpmn = ns == Ns::Bpmn;
     let process = document.processes.last_mut();
@@ -663,8 +770,8 @@ fn close(frame: Frame, document: &mut Document, captured: &mut String) {
     }
 }
 
-/// A syntax problem at a byte offset of the original input, with line and column (in characters).
-fn syntax_problem(input: &[u8], at: usize, message: &str) -> InputProblem {
+/// A problem at a byte offset of the original input, with line and column (in characters).
+fn located_problem(kind: ProblemKind, input: &[u8], at: usize, message: &str) -> InputProblem {
     let at = at.min(input.len());
     let before = input.get(..at).unwrap_or_default();
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -674,7 +781,7 @@ fn syntax_problem(input: &[u8], at: usize, message: &str) -> InputProblem {
         .map_or(0, |s| s.iter().filter(|&&b| b & 0xC0 != 0x80).count())
         + 1;
     InputProblem {
-        kind: ProblemKind::Syntax,
+        kind,
         pointer: String::new(),
         message: format!("{message} (line {line}, column {column}, byte {at})"),
     }

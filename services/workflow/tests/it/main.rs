@@ -2,7 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use portico_proto::workflow::v1::{self as pb, workflow_service_client::WorkflowServiceClient};
+mod caps;
+mod erasure;
+
+use portico_proto::{
+    ops::v1::ops_client::OpsClient,
+    workflow::v1::{self as pb, workflow_service_client::WorkflowServiceClient},
+};
 use portico_runtime::{
     config::Vars,
     grpc::{PresentInternalToken, channel},
@@ -15,9 +21,13 @@ const TOKEN: &str = "test-internal-token-0123456789";
 
 type Client = WorkflowServiceClient<InterceptedService<Channel, PresentInternalToken>>;
 
+/// The Ops client the gateway uses (erasure, info), with the internal token.
+type Ops = OpsClient<InterceptedService<Channel, PresentInternalToken>>;
+
 /// A workflow service on an ephemeral port with its own fresh database.
 struct Service {
     client: Client,
+    ops: Ops,
     url: String,
     stop: CancellationToken,
 }
@@ -38,8 +48,9 @@ impl Service {
             .unwrap();
         let url = format!("http://{}", running.addr);
         let ch = channel(&url, std::time::Duration::from_secs(30)).unwrap();
-        let client = WorkflowServiceClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
-        Service { client, url, stop }
+        let client = WorkflowServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap());
+        let ops = OpsClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
+        Service { client, ops, url, stop }
     }
 }
 
@@ -54,6 +65,25 @@ fn caller(user: &str, tier: pb::Tier) -> Option<pb::Caller> {
         user_id: user.to_string(),
         tier: tier as i32,
     })
+}
+
+/// The history of `user`, newest first (one page of up to 100).
+async fn history(client: &mut Client, user: &str) -> Vec<pb::AnalysisSummary> {
+    client
+        .list_analyses(pb::ListAnalysesRequest {
+            caller: caller(user, pb::Tier::Pro),
+            limit: 100,
+            cursor: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+}
+
+/// The catalogue code a failed call carries.
+fn error_code(status: &tonic::Status) -> &str {
+    status.metadata().get("x-portico-error-code").unwrap().to_str().unwrap()
 }
 
 fn request(user: &str, document: String) -> pb::AnalyzeRequest {

@@ -412,14 +412,28 @@ fn too_many_steps_is_its_own_kind() {
     <endEvent id="a"/><endEvent id="b"/>
     <exclusiveGateway id="merge"/><sequenceFlow sourceRef="merge" targetRef="c"/>
     <endEvent id="c"/>"#);
-    let found = bpmn::parse(xml.as_bytes(), Limits { max_steps: 2 }).unwrap_err();
+    let found = bpmn::parse(
+        xml.as_bytes(),
+        Limits {
+            max_steps: 2,
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].kind, found[0].pointer.as_str()),
         (ProblemKind::TooLarge, "/process")
     );
     assert!(
-        bpmn::parse(xml.as_bytes(), Limits { max_steps: 3 }).is_ok(),
+        bpmn::parse(
+            xml.as_bytes(),
+            Limits {
+                max_steps: 3,
+                ..Limits::default()
+            }
+        )
+        .is_ok(),
         "merges do not count"
     );
 }
@@ -518,13 +532,134 @@ fn long_chains_through_merge_gateways_parse_in_linear_time() {
         .unwrap();
     }
     body.push_str(r#"<endEvent id="e"/>"#);
-    let workflow = parse_bpmn(&doc(&body));
+    // 200,000 elements: over the default element cap, which is not what this test is about.
+    let limits = Limits {
+        max_xml_elements: 1_000_000,
+        ..Limits::default()
+    };
+    let workflow = bpmn::parse(doc(&body).as_bytes(), limits).unwrap();
     assert_eq!(workflow.triggers[0].next.as_deref(), Some("e"));
     assert_eq!(workflow.steps.len(), 1);
-    // Deep nesting: no recursion anywhere, and quick-xml refuses more than 65,535 levels.
-    let nested = |depth: usize| problems(&format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth)));
-    assert_eq!(nested(60_000)[0].kind, ProblemKind::Schema);
-    assert_eq!(nested(N)[0].kind, ProblemKind::Syntax);
+}
+
+/// One root element carrying 40,000 `xmlns:pN="urn:x"` declarations, one per line, padded with
+/// spaces inside the tag to exactly 1 MiB.
+fn namespace_flood() -> String {
+    const SIZE: usize = 1 << 20;
+    let mut xml = String::with_capacity(SIZE);
+    xml.push_str(r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL""#);
+    for i in 0..40_000 {
+        write!(xml, "\n    xmlns:p{i}=\"urn:x\"").unwrap();
+    }
+    let tail = r#"><process id="p"/></definitions>"#;
+    xml.extend(std::iter::repeat_n(' ', SIZE - xml.len() - tail.len()));
+    xml.push_str(tail);
+    xml
+}
+
+/// The byte offset a located problem's message ends with: `… (line L, column C, byte B)`.
+fn byte_offset(problem: &portico_workflow_analyzer::InputProblem) -> usize {
+    let (_, tail) = problem.message.rsplit_once("byte ").unwrap();
+    tail.trim_end_matches(')').parse().unwrap()
+}
+
+#[test]
+fn a_megabyte_of_namespace_declarations_is_refused_at_the_cap() {
+    let xml = namespace_flood();
+    assert_eq!(xml.len(), 1 << 20);
+    let found = problems(&xml);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].kind, found[0].pointer.as_str()), (ProblemKind::TooLarge, ""));
+    assert!(
+        found[0].message.contains("maxXmlNamespaces = 64"),
+        "{}",
+        found[0].message
+    );
+    // The default namespace is the first declaration, so xmlns:p63 is the 65th: the reader
+    // stopped right there, 0.2% into the document, without binding or reading the rest.
+    let at = byte_offset(&found[0]);
+    assert_eq!(at, xml.find("xmlns:p63=").unwrap(), "{}", found[0].message);
+    assert!(at < xml.len() / 500, "{}", found[0].message);
+    assert!(found[0].message.contains("line 65, column 5"), "{}", found[0].message);
+}
+
+#[test]
+fn namespace_declarations_are_counted_over_the_whole_document() {
+    // `doc` declares two on the root; each task declares one more, in a scope of its own.
+    let tasks = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!(r#"<task id="t{i}" portico:type="end" xmlns:v="urn:v"/>"#))
+            .collect()
+    };
+    let at_cap = bpmn::parse(doc(&tasks(62)).as_bytes(), Limits::default()).unwrap();
+    assert_eq!(at_cap.steps.len(), 62);
+    let xml = doc(&tasks(63));
+    let found = problems(&xml);
+    assert_eq!(found[0].kind, ProblemKind::TooLarge);
+    assert!(found[0].message.contains("maxXmlNamespaces"), "{}", found[0].message);
+    let last = xml.rfind("xmlns:v=").unwrap();
+    assert_eq!(byte_offset(&found[0]), last);
+}
+
+#[test]
+fn attributes_per_element_are_capped() {
+    let task = |attributes: usize| {
+        let extra: String = (2..attributes).map(|i| format!(r#" a{i}="""#)).collect();
+        doc(&format!(r#"<task id="t" portico:type="end"{extra}/>"#))
+    };
+    assert!(bpmn::parse(task(64).as_bytes(), Limits::default()).is_ok());
+    let xml = task(65);
+    let found = problems(&xml);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ProblemKind::TooLarge);
+    assert!(
+        found[0].message.contains("maxXmlAttributes = 64"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(byte_offset(&found[0]), xml.find(" a64=").unwrap() + 1);
+    // The walk stops at the cap, before quick-xml's duplicate check or the resolver see the rest.
+    let flood = task(100_000);
+    let found = problems(&flood);
+    assert_eq!(found[0].kind, ProblemKind::TooLarge);
+    assert_eq!(byte_offset(&found[0]), flood.find(" a64=").unwrap() + 1);
+}
+
+#[test]
+fn elements_are_capped_and_the_cap_scales_with_the_step_limit() {
+    assert_eq!(Limits::default().max_xml_elements, 100_000);
+    assert_eq!(Limits::default(), Limits::for_steps(Limits::DEFAULT_MAX_STEPS));
+    assert_eq!(Limits::for_steps(10_000).max_xml_elements, 200_000);
+    assert_eq!(Limits::for_steps(2).max_xml_elements, Limits::MIN_XML_ELEMENTS);
+    // definitions, process and eight end events are ten elements.
+    let xml = doc(&r#"<endEvent id="e"/>"#.repeat(8).replace(r#"id="e""#, ""));
+    let small = Limits {
+        max_xml_elements: 10,
+        ..Limits::default()
+    };
+    assert!(
+        bpmn::parse(xml.as_bytes(), small).unwrap_err()[0].kind == ProblemKind::Schema,
+        "within the cap, so the missing ids are what is wrong"
+    );
+    let one_more = xml.replace("</process>", "<endEvent/></process>");
+    let found = bpmn::parse(one_more.as_bytes(), small).unwrap_err();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ProblemKind::TooLarge);
+    assert!(found[0].message.contains("maxXmlElements = 10"), "{}", found[0].message);
+    assert_eq!(byte_offset(&found[0]), one_more.rfind("<endEvent/>").unwrap());
+}
+
+#[test]
+fn nesting_is_capped_without_recursion() {
+    let nested = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+    // At the cap the reader finishes, and the document is merely not BPMN.
+    assert_eq!(problems(&nested(64))[0].kind, ProblemKind::Schema);
+    for depth in [65, 100_000] {
+        let found = problems(&nested(depth));
+        assert_eq!(found[0].kind, ProblemKind::TooLarge);
+        assert!(found[0].message.contains("maxXmlDepth = 64"), "{}", found[0].message);
+        assert_eq!(byte_offset(&found[0]), 64 * "<a>".len());
+    }
 }
 
 proptest! {

@@ -30,7 +30,7 @@ fn chain(last: &str) -> String {
 }
 
 fn limits() -> Limits {
-    Limits { max_steps: STEPS }
+    Limits::for_steps(STEPS)
 }
 
 #[test]
