@@ -12,6 +12,9 @@ resolves them) and checks that:
 - every `${VAR:?...}` required variable, and every other interpolated variable, is
   documented in deploy/README.md;
 - the gateway and every service get PORTICO_INTERNAL_TOKEN;
+- the gateway gets PORTICO_KEY_ENCRYPTION_KEY, no longer-removed settings
+  (PORTICO_ADMIN_EMAILS, PORTICO_TRUST_FORWARDED), and does not publish its operators'
+  listener (PORTICO_ADMIN_ADDR);
 - no two published host ports collide.
 
 Exits 1 with one line per problem, 0 when everything holds.
@@ -72,6 +75,7 @@ def main() -> int:
 
     check_variables_documented(text, readme_path, errors)
     check_internal_token(services, errors)
+    check_gateway(services, errors)
     check_port_collisions(services, errors)
 
     if errors:
@@ -183,6 +187,24 @@ def check_internal_token(services: dict, errors: list[str]) -> None:
                 errors.append(f"service {name}: {TOKEN_VAR} is not set")
         elif env[TOKEN_VAR] is not None and not env[TOKEN_VAR].strip():
             errors.append(f"service {name}: {TOKEN_VAR} is empty")
+
+
+def check_gateway(services: dict, errors: list[str]) -> None:
+    svc = services.get("gateway")
+    if not isinstance(svc, dict):
+        return
+    env = environment_of(svc)
+    if "PORTICO_KEY_ENCRYPTION_KEY" not in env:
+        errors.append("service gateway: PORTICO_KEY_ENCRYPTION_KEY is not set (production refuses to start)")
+    for removed in ("PORTICO_ADMIN_EMAILS", "PORTICO_TRUST_FORWARDED"):
+        if removed in env:
+            errors.append(f"service gateway: {removed} is no longer read and stops the gateway at start")
+    admin = env.get("PORTICO_ADMIN_ADDR") or "127.0.0.1:9090"
+    admin_port = admin.rpartition(":")[2]
+    for entry in svc.get("ports") or []:
+        target = str(entry.get("target")) if isinstance(entry, dict) else str(entry).partition("/")[0].rpartition(":")[2]
+        if target == admin_port:
+            errors.append(f"service gateway: publishes its operators' listener (port {admin_port}); keep it internal")
 
 
 def published_ports(svc: dict) -> list[tuple[str, int, str]]:

@@ -45,6 +45,25 @@ enum Command {
         #[arg(value_enum)]
         component: Component,
     },
+    /// Operator commands on the gateway's database (PORTICO_GATEWAY_DATABASE_URL).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Make the account with this address an admin (how the first admin is made).
+    Grant {
+        /// The account's e-mail address.
+        email: String,
+    },
+    /// Make an admin an ordinary user again.
+    Revoke {
+        /// The account's e-mail address.
+        email: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,6 +105,7 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let component = match cli.command {
         Command::Analyze { file, json, max_steps } => return analyze::run(&file, json, max_steps),
+        Command::Admin { action } => return admin(action).await,
         Command::Dev => None,
         Command::Serve { component } => Some(component),
     };
@@ -138,7 +158,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 "Portico is running: {scheme}://{}  (API docs: {scheme}://{}/api-docs/)",
                 gateway.addr, gateway.addr
             );
-            println!("Data in {}; stop with Ctrl-C.", common.data_dir.display());
+            if let Some(admin) = gateway.admin_addr {
+                println!("Operators: http://{admin}/metrics, http://{admin}/health/detailed");
+            }
+            println!("Mail: {}", gateway.mail);
+            println!(
+                "Data in {}; make the first admin with `portico admin grant EMAIL`; stop with Ctrl-C.",
+                common.data_dir.display()
+            );
             let drained = gateway.task.await;
             services_stop.cancel();
             let services = [beta.task.await, workflow.task.await, media.task.await];
@@ -177,6 +204,24 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
     tracing::info!("stopped cleanly");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn admin(action: AdminAction) -> anyhow::Result<std::process::ExitCode> {
+    let (email, role) = match &action {
+        AdminAction::Grant { email } => (email, portico_gateway::auth::Role::Admin),
+        AdminAction::Revoke { email } => (email, portico_gateway::auth::Role::User),
+    };
+    let config = portico_gateway::GatewayConfig::from_vars(&Vars::from_env())?;
+    match portico_gateway::admin::set_role(&config, email, role).await {
+        Ok(id) => {
+            println!("{email} (user {id}) is now {}", role.as_str());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("portico admin: {e}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
 }
 
 /// A service run alone serves its metrics on `PORTICO_METRICS_ADDR` when set.

@@ -2,7 +2,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use portico_runtime::config::{CommonConfig, ConfigError, Vars, listen_addr};
+use portico_mail::MailConfig;
+use portico_runtime::config::{CommonConfig, ConfigError, Environment, Secret, Vars, listen_addr};
+
+use crate::{auth::Links, client_ip::TrustedProxies};
 
 /// Requests per minute for each caller class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +18,9 @@ pub struct RateTiers {
     pub pro: u32,
     /// `PORTICO_RATE_ENTERPRISE_PER_MIN` (default 500).
     pub enterprise: u32,
+    /// `PORTICO_RATE_UPLOAD_CHUNKS_PER_MIN` (default 600): resumable-upload chunks per user,
+    /// a budget of their own (25 MiB in 64 KiB chunks on a slow network is 400 requests).
+    pub upload_chunks: u32,
 }
 
 /// Everything the gateway reads at start.
@@ -36,8 +42,22 @@ pub struct GatewayConfig {
     pub grpc_timeout: Duration,
     /// `PORTICO_GRPC_CONNECTIONS` (default 4): HTTP/2 connections to each service.
     pub grpc_connections: usize,
-    /// `PORTICO_ADMIN_EMAILS`: comma-separated; these users get the admin role.
-    pub admin_emails: Vec<String>,
+    /// `PORTICO_ADMIN_ADDR` (default `127.0.0.1:9090`; `off` for none): the operators'
+    /// listener for `/metrics`, `/health/detailed` and `/internal/*`, without authentication
+    /// (keep it off the public network). On the API port those answer to admins only.
+    pub admin_addr: Option<SocketAddr>,
+    /// `PORTICO_KEY_ENCRYPTION_KEY`: 32 bytes, base64; seals the signing keys in the database.
+    /// Required in production; the dev stack makes one in the data directory.
+    pub key_encryption_key: Option<Secret<String>>,
+    /// `PORTICO_FRESH_LOGIN_SECS` (default 300): how recent a password sign-in must be for
+    /// account deletion, API-key creation and password change.
+    pub fresh_login: Duration,
+    /// `PORTICO_PUBLIC_URL` (default `http://<PORTICO_HTTP_ADDR>`): where clients reach Portico.
+    pub public_url: String,
+    /// Mailed links (`PORTICO_VERIFY_EMAIL_URL`, `PORTICO_RESET_PASSWORD_URL`).
+    pub links: Links,
+    /// Mail (`PORTICO_SMTP_URL`, `PORTICO_MAIL_FROM`).
+    pub mail: MailConfig,
     /// `PORTICO_JWT_ISSUER` (default `portico`).
     pub jwt_issuer: String,
     /// `PORTICO_JWT_AUDIENCE` (default `portico-api`).
@@ -57,12 +77,26 @@ pub struct GatewayConfig {
     /// `PORTICO_MEDIA_MAX_BYTES` (default 25 MiB): the upload cap, checked here before
     /// anything reaches the media service (which applies the same cap).
     pub upload_limit: usize,
+    /// `PORTICO_MEDIA_MAX_CHUNK_BYTES` (default 8 MiB, or `PORTICO_MEDIA_MAX_BYTES` when
+    /// smaller; 1 to `PORTICO_MEDIA_MAX_BYTES`): the largest tus PATCH body, refused here with
+    /// 413 before it is read (the media service applies the same cap).
+    pub chunk_limit: usize,
+    /// `PORTICO_MEDIA_PROCESS_TIMEOUT_MS` (default 60000): deadline of the calls that run the
+    /// image pipeline (an upload, the last chunk of a resumable upload), instead of
+    /// `PORTICO_GRPC_TIMEOUT_MS`.
+    pub media_process_timeout: Duration,
     /// `PORTICO_MEDIA_URL` (default `http://127.0.0.1:50052`).
     pub media_url: String,
     /// `PORTICO_TLS_CERT` and `PORTICO_TLS_KEY`: PEM files; HTTPS when both are set.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// `PORTICO_TRUST_FORWARDED`: take the client IP from `X-Forwarded-For` (behind a proxy).
-    pub trust_forwarded: bool,
+    /// `PORTICO_TRUSTED_PROXIES`: CIDRs of the proxies in front of the gateway; the client is
+    /// the right-most `X-Forwarded-For` address that is not one of them. Empty: the peer is
+    /// the client and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: TrustedProxies,
+    /// `PORTICO_SHUTDOWN_DELAY_SECS` (default 0 in dev, 5 in production): after SIGTERM,
+    /// `/ready` fails this long before the gateway stops accepting, so load balancers stop
+    /// sending first.
+    pub shutdown_delay: Duration,
     /// `PORTICO_API_SUNSET` (default `2027-06-30T00:00:00Z`): when `/api/*` stops answering.
     pub api_sunset: chrono::DateTime<chrono::Utc>,
     /// `PORTICO_API_DEPRECATED_AT` (default `2026-01-01T00:00:00Z`).
@@ -108,19 +142,94 @@ impl GatewayConfig {
             });
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        for (removed, instead) in [
+            (
+                "PORTICO_ADMIN_EMAILS",
+                "roles are stored with the account: run `portico admin grant EMAIL` for the first admin",
+            ),
+            (
+                "PORTICO_TRUST_FORWARDED",
+                "list the proxies' addresses in PORTICO_TRUSTED_PROXIES",
+            ),
+        ] {
+            if vars.raw(removed).is_some() {
+                return Err(ConfigError {
+                    var: removed.into(),
+                    message: format!("is no longer read; {instead}"),
+                });
+            }
+        }
+        let key_encryption_key = vars.raw("PORTICO_KEY_ENCRYPTION_KEY").map(Secret::new);
+        if let Some(kek) = &key_encryption_key {
+            crate::auth::sealing::Kek::from_base64(kek.expose()).map_err(|e| ConfigError {
+                var: "PORTICO_KEY_ENCRYPTION_KEY".into(),
+                message: e,
+            })?;
+        } else if common.environment == Environment::Production {
+            return Err(ConfigError {
+                var: "PORTICO_KEY_ENCRYPTION_KEY".into(),
+                message: "required when PORTICO_ENV=production (32 random bytes, base64: `openssl rand -base64 32`)"
+                    .into(),
+            });
+        }
+        let trusted_proxies =
+            TrustedProxies::parse(&vars.list("PORTICO_TRUSTED_PROXIES")).map_err(|message| ConfigError {
+                var: "PORTICO_TRUSTED_PROXIES".into(),
+                message,
+            })?;
+        let admin_addr = match vars.string("PORTICO_ADMIN_ADDR", "127.0.0.1:9090").as_str() {
+            "off" | "none" => None,
+            _ => Some(listen_addr(vars, "PORTICO_ADMIN_ADDR", "127.0.0.1:9090")?),
+        };
+        let http_addr = listen_addr(vars, "PORTICO_HTTP_ADDR", "127.0.0.1:8080")?;
+        let public_url = vars
+            .string("PORTICO_PUBLIC_URL", &format!("http://{http_addr}"))
+            .trim_end_matches('/')
+            .to_string();
+        let links = Links {
+            verify: vars.string(
+                "PORTICO_VERIFY_EMAIL_URL",
+                &format!("{public_url}/verify-email?token={{token}}"),
+            ),
+            reset: vars.string(
+                "PORTICO_RESET_PASSWORD_URL",
+                &format!("{public_url}/reset-password?token={{token}}"),
+            ),
+        };
+        for (var, template) in [
+            ("PORTICO_VERIFY_EMAIL_URL", &links.verify),
+            ("PORTICO_RESET_PASSWORD_URL", &links.reset),
+        ] {
+            if !template.contains("{token}") {
+                return Err(ConfigError {
+                    var: var.into(),
+                    message: "must contain `{token}`".into(),
+                });
+            }
+        }
+        let production = common.environment == Environment::Production;
+        let upload_limit = vars.positive("PORTICO_MEDIA_MAX_BYTES", 25 * 1024 * 1024)? as usize;
+        let chunk_limit: usize = vars.get("PORTICO_MEDIA_MAX_CHUNK_BYTES", (8 * 1024 * 1024).min(upload_limit))?;
+        if chunk_limit == 0 || chunk_limit > upload_limit {
+            return Err(ConfigError {
+                var: "PORTICO_MEDIA_MAX_CHUNK_BYTES".into(),
+                message: format!("must be between 1 and PORTICO_MEDIA_MAX_BYTES ({upload_limit})"),
+            });
+        }
         Ok(GatewayConfig {
-            http_addr: listen_addr(vars, "PORTICO_HTTP_ADDR", "127.0.0.1:8080")?,
+            http_addr,
             database_url: common.database_url(vars, "gateway"),
             db_pool: vars.positive("PORTICO_GATEWAY_DB_POOL", 16)? as usize,
             beta_url: vars.string("PORTICO_BETA_URL", "http://127.0.0.1:50051"),
             workflow_url: vars.string("PORTICO_WORKFLOW_URL", "http://127.0.0.1:50053"),
             grpc_timeout: vars.millis("PORTICO_GRPC_TIMEOUT_MS", Duration::from_secs(5))?,
             grpc_connections: vars.positive("PORTICO_GRPC_CONNECTIONS", 4)? as usize,
-            admin_emails: vars
-                .list("PORTICO_ADMIN_EMAILS")
-                .into_iter()
-                .map(|e| e.to_ascii_lowercase())
-                .collect(),
+            admin_addr,
+            key_encryption_key,
+            fresh_login: vars.secs("PORTICO_FRESH_LOGIN_SECS", Duration::from_secs(300))?,
+            public_url,
+            links,
+            mail: MailConfig::from_vars(vars, &common)?,
             jwt_issuer: vars.string("PORTICO_JWT_ISSUER", "portico"),
             jwt_audience: vars.string("PORTICO_JWT_AUDIENCE", "portico-api"),
             access_ttl,
@@ -131,13 +240,20 @@ impl GatewayConfig {
                 free: vars.positive("PORTICO_RATE_FREE_PER_MIN", 20)?,
                 pro: vars.positive("PORTICO_RATE_PRO_PER_MIN", 100)?,
                 enterprise: vars.positive("PORTICO_RATE_ENTERPRISE_PER_MIN", 500)?,
+                upload_chunks: vars.positive("PORTICO_RATE_UPLOAD_CHUNKS_PER_MIN", 600)?,
             },
             cors_origins: vars.list("PORTICO_CORS_ORIGINS"),
             json_limit: vars.positive("PORTICO_JSON_LIMIT_BYTES", 1024 * 1024)? as usize,
-            upload_limit: vars.positive("PORTICO_MEDIA_MAX_BYTES", 25 * 1024 * 1024)? as usize,
+            upload_limit,
+            chunk_limit,
+            media_process_timeout: vars.millis("PORTICO_MEDIA_PROCESS_TIMEOUT_MS", Duration::from_secs(60))?,
             media_url: vars.string("PORTICO_MEDIA_URL", "http://127.0.0.1:50052"),
             tls,
-            trust_forwarded: vars.flag("PORTICO_TRUST_FORWARDED", false)?,
+            trusted_proxies,
+            shutdown_delay: vars.secs(
+                "PORTICO_SHUTDOWN_DELAY_SECS",
+                Duration::from_secs(if production { 5 } else { 0 }),
+            )?,
             api_sunset: date("PORTICO_API_SUNSET", "2027-06-30T00:00:00Z")?,
             api_deprecated_at: date("PORTICO_API_DEPRECATED_AT", "2026-01-01T00:00:00Z")?,
             workers: vars.positive("PORTICO_HTTP_WORKERS", u32::try_from(cores).unwrap_or(2))? as usize,

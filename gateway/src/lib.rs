@@ -1,14 +1,24 @@
 //! Portico's public gateway: authenticates callers, applies rate tiers, answers the JSON
 //! envelope and forwards to the services over gRPC.
 
+pub mod admin;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod envelope;
 pub mod middleware;
+pub mod paths;
 pub mod ratelimit;
 pub mod routes;
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use actix_cors::Cors;
 use actix_web::{
@@ -33,8 +43,9 @@ use tonic::{service::interceptor::InterceptedService, transport::Channel};
 pub use config::GatewayConfig;
 
 use crate::{
-    auth::{Auth, AuthSettings, Tier},
+    auth::{Auth, AuthSettings, Erasure, Tier, sealing::Kek},
     envelope::JsonLimit,
+    middleware::{AuthFailures, RoutePolicy},
     ratelimit::RateLimiter,
 };
 
@@ -66,10 +77,18 @@ pub struct AppState {
     workflow: Balanced<WorkflowServiceClient<Authed>>,
     /// The media service.
     media: Balanced<MediaServiceClient<Authed>>,
+    /// The media service, for calls that run the image pipeline (their own deadline).
+    media_processing: Balanced<MediaServiceClient<Authed>>,
     /// Every service's Ops endpoint, by name.
     pub services: Vec<(&'static str, OpsClient<Authed>)>,
     /// When the gateway started.
     pub started: Instant,
+    /// Clients whose failed authentications spent their budget.
+    pub auth_failures: AuthFailures,
+    /// The last dependency report, shared by callers for a second.
+    pub health: routes::ops::HealthCache,
+    /// Set at shutdown: `/ready` fails while in-flight requests drain.
+    pub draining: AtomicBool,
 }
 
 /// Clients of one service, made per thread: each HTTP worker calls a service over its own
@@ -188,6 +207,17 @@ impl AppState {
         self.media.get().map_err(envelope::ApiError::internal)
     }
 
+    /// A media service client whose calls may take `PORTICO_MEDIA_PROCESS_TIMEOUT_MS` (uploads
+    /// and the last chunk of a resumable upload run the image pipeline).
+    pub fn media_processing(&self) -> Result<MediaServiceClient<Authed>, envelope::ApiError> {
+        self.media_processing.get().map_err(envelope::ApiError::internal)
+    }
+
+    /// The services' names, in the order they are probed and erased.
+    pub fn service_names(&self) -> Vec<&'static str> {
+        self.services.iter().map(|(name, _)| *name).collect()
+    }
+
     /// Requests per minute for a tier.
     pub fn rate_for(&self, tier: Tier) -> u32 {
         match tier {
@@ -203,6 +233,13 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     let db = Db::connect(&config.database_url, MIGRATIONS, config.db_pool)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
+    db.migrate(portico_runtime::outbox::MIGRATIONS)
+        .await
+        .map_err(|e| format!("gateway database: {e}"))?;
+    let kek = match &config.key_encryption_key {
+        Some(k) => Kek::from_base64(k.expose()).map_err(|e| format!("PORTICO_KEY_ENCRYPTION_KEY: {e}"))?,
+        None => Kek::dev_key(&config.common.data_dir)?,
+    };
     let redis = config.common.redis().map_err(|e| e.to_string())?;
     let limiter = match &redis {
         Some(r) => RateLimiter::with_redis(r.pool().clone(), format!("{}rl:", r.prefix())),
@@ -215,11 +252,13 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         access_ttl: config.access_ttl,
         refresh_ttl: config.refresh_ttl,
         key_rotation: config.key_rotation,
-        admin_emails: config.admin_emails.clone(),
+        fresh_login: config.fresh_login,
+        links: config.links.clone(),
     };
     let auth = Auth::new(
         db.clone(),
         settings,
+        kek,
         redis.clone(),
         config.common.cache_l1_ttl,
         config.common.cache_ttl,
@@ -237,12 +276,26 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     })?;
     // Uploads travel whole to the media service and variants whole back.
     let media_message = config.upload_limit + 1024 * 1024;
-    let media_token = token.clone();
-    let media = Balanced::connect("PORTICO_MEDIA_URL", &config.media_url, &config, move |ch| {
-        MediaServiceClient::with_interceptor(ch, media_token.clone())
-            .max_encoding_message_size(media_message)
-            .max_decoding_message_size(media_message)
-    })?;
+    let media_client = move |token: PresentInternalToken| {
+        move |ch| {
+            MediaServiceClient::with_interceptor(ch, token.clone())
+                .max_encoding_message_size(media_message)
+                .max_decoding_message_size(media_message)
+        }
+    };
+    let media = Balanced::connect(
+        "PORTICO_MEDIA_URL",
+        &config.media_url,
+        &config,
+        media_client(token.clone()),
+    )?;
+    let media_processing = Balanced::with(
+        "PORTICO_MEDIA_URL",
+        &config.media_url,
+        config.media_process_timeout,
+        config.grpc_connections,
+        media_client(token.clone()),
+    )?;
     let ops = |var: &str, url: &str| {
         grpc::channel(url, config.grpc_timeout)
             .map(|ch| OpsClient::with_interceptor(ch, token.clone()))
@@ -263,8 +316,12 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         beta,
         workflow,
         media,
+        media_processing,
         services,
         started: Instant::now(),
+        auth_failures: AuthFailures::default(),
+        health: routes::ops::HealthCache::default(),
+        draining: AtomicBool::new(false),
     }))
 }
 
@@ -309,28 +366,51 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-/// Builds the application (shared by the server and the in-process tests).
-pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Which listener an application serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The API port: the public API, with operations endpoints for admins only.
+    Public,
+    /// `PORTICO_ADMIN_ADDR`: operations endpoints without authentication (operators' network).
+    Admin,
+}
+
+/// Builds the application (shared by the servers and the in-process tests).
+pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        let openapi = routes::ops::openapi();
         cfg.app_data(state.clone())
-            .app_data(JsonLimit(state.config.json_limit))
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            .app_data(web::PayloadConfig::new(state.config.json_limit))
             .route("/health", web::get().to(routes::ops::health))
             .route("/live", web::get().to(routes::ops::live))
-            .route("/ready", web::get().to(routes::ops::ready))
-            .route("/health/detailed", web::get().to(routes::ops::detailed))
-            .route("/metrics", web::get().to(routes::ops::metrics))
+            .route("/ready", web::get().to(routes::ops::ready));
+        if listener == Listener::Admin {
+            cfg.route("/health/detailed", web::get().to(routes::ops::detailed))
+                .route("/metrics", web::get().to(routes::ops::metrics))
+                .route("/internal/cache-stats", web::get().to(routes::ops::cache_stats))
+                .default_service(web::to(routes::not_found));
+            return;
+        }
+        let openapi = routes::ops::openapi();
+        let admin_only = || routes::gated(RoutePolicy::admin());
+        cfg.app_data(JsonLimit(state.config.json_limit))
+            .app_data(web::PayloadConfig::new(state.config.json_limit))
+            .route(
+                "/health/detailed",
+                web::get().to(routes::ops::detailed).wrap(admin_only()),
+            )
+            .route("/metrics", web::get().to(routes::ops::metrics).wrap(admin_only()))
+            .route(
+                "/internal/cache-stats",
+                web::get().to(routes::ops::cache_stats).wrap(admin_only()),
+            )
             .route("/.well-known/jwks.json", web::get().to(routes::ops::jwks))
-            .route("/internal/cache-stats", web::get().to(routes::ops::cache_stats))
             .route("/api-docs", web::get().to(routes::ops::docs_redirect))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/api-docs/{_:.*}").external_url_unchecked("/openapi.json", openapi),
             )
-            .service(web::scope("/v1").configure(routes::configure_api))
-            .service(web::scope("/api").configure(routes::configure_api))
+            .service(routes::api_scope("/v1", false))
+            .service(routes::api_scope("/api", true))
             .default_service(web::to(routes::not_found));
     }
 }
@@ -339,6 +419,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the operators' listener is, if any.
+    pub admin_addr: Option<SocketAddr>,
+    /// Where mail goes (no credentials), for the start-up banner.
+    pub mail: String,
     /// Resolves when the server has drained.
     pub task: tokio::task::JoinHandle<Result<(), String>>,
     /// Its state (tests reach into it).
@@ -376,10 +460,21 @@ pub async fn start_on(
     portico_runtime::metrics::install();
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let tls = config.tls.as_ref().map(|(c, k)| tls_config(c, k)).transpose()?;
+    let admin_listener = config
+        .admin_addr
+        .map(|a| std::net::TcpListener::bind(a).map_err(|e| format!("PORTICO_ADMIN_ADDR {a}: {e}")))
+        .transpose()?;
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(|l| l.local_addr().map_err(|e| e.to_string()))
+        .transpose()?;
     let workers = config.workers;
     let grace = config.common.shutdown_grace;
+    let delay = config.shutdown_delay;
     let hsts = tls.is_some();
     let origins = config.cors_origins.clone();
+    let mailer = Arc::new(portico_mail::Mailer::new(&config.mail)?);
+    let mail_target = config.mail.describe();
     let state = build_state(config).await?;
     if let Some(redis) = &state.redis {
         state.caches.follow_invalidations(redis.clone(), shutdown.clone());
@@ -397,7 +492,7 @@ pub async fn start_on(
             security = security.add((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"));
         }
         App::new()
-            .configure(configure(app_data.clone()))
+            .configure(configure(app_data.clone(), Listener::Public))
             .wrap(from_fn(middleware::pipeline))
             .wrap(Compress::default())
             .wrap(security)
@@ -412,34 +507,118 @@ pub async fn start_on(
     }
     .map_err(|e| e.to_string())?
     .run();
-    let handle = server.handle();
-    let rotation = state.clone();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {
-                    if let Err(e) = rotation.auth.reload_keys().await {
-                        tracing::warn!(error = %e, "signing key reload failed");
-                    }
-                }
-            }
+    let admin = match admin_listener {
+        Some(listener) => {
+            let admin_data = data.clone();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .configure(configure(admin_data.clone(), Listener::Admin))
+                    .wrap(from_fn(middleware::pipeline))
+            })
+            .workers(1)
+            .shutdown_timeout(grace.as_secs())
+            .disable_signals()
+            .listen(listener)
+            .map_err(|e| e.to_string())?
+            .run();
+            Some(server)
         }
-    });
+        None => None,
+    };
+    spawn_background(&state, mailer, &shutdown);
+    let handle = server.handle();
+    let admin_handle = admin.as_ref().map(actix_web::dev::Server::handle);
+    let draining = state.clone();
     tokio::spawn(async move {
         shutdown.cancelled().await;
+        // Readiness fails first, so load balancers stop sending; then the drain begins.
+        draining.draining.store(true, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
         handle.stop(true).await;
+        if let Some(admin) = admin_handle {
+            admin.stop(true).await;
+        }
     });
+    if let Some(admin) = admin {
+        tokio::spawn(admin);
+    }
     let db = state.db.clone();
     let task = tokio::spawn(async move {
         let served = server.await.map_err(|e| e.to_string());
         db.close();
         served
     });
-    tracing::info!(%addr, tls = hsts, "gateway listening");
-    Ok(Running { addr, task, state })
+    tracing::info!(%addr, admin = ?admin_addr, tls = hsts, mail = %mail_target, "gateway listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        mail: mail_target,
+        task,
+        state,
+    })
+}
+
+/// The gateway's background work until `shutdown`: key rotation (checked every minute), the
+/// hourly purge of what has expired, and the outbox workers that send mail and carry account
+/// erasures to every service.
+fn spawn_background(state: &Arc<AppState>, mailer: Arc<portico_mail::Mailer>, shutdown: &CancellationToken) {
+    let outbox = state.auth.outbox();
+    outbox.spawn(portico_mail::TOPIC, portico_mail::handler(mailer), shutdown.clone());
+    outbox.spawn(auth::ERASE_TOPIC, erase_handler(Arc::clone(state)), shutdown.clone());
+    let (me, stop) = (Arc::clone(state), shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0_u64;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = me.auth.rotate_keys().await {
+                        tracing::warn!(error = %e, "signing key rotation failed");
+                    }
+                    if minutes % 60 == 1 {
+                        match me.auth.purge_expired().await {
+                            Ok(removed) => tracing::info!(removed, "expired sessions, tokens and throttles purged"),
+                            Err(e) => tracing::warn!(error = %e.0, "purge failed"),
+                        }
+                    }
+                    minutes += 1;
+                }
+            }
+        }
+    });
+}
+
+/// Delivers one queued erasure: the named service's `Ops/EraseUser`.
+fn erase_handler(state: Arc<AppState>) -> portico_runtime::outbox::Handler {
+    Arc::new(move |item| {
+        let state = Arc::clone(&state);
+        Box::pin(async move {
+            let erasure: Erasure =
+                serde_json::from_str(&item.payload).map_err(|e| format!("queued erasure is unreadable: {e}"))?;
+            let client = state
+                .services
+                .iter()
+                .find(|(name, _)| *name == erasure.service)
+                .map(|(_, c)| c.clone())
+                .ok_or_else(|| format!("no service named {}", erasure.service))?;
+            let mut client = client;
+            let request = grpc::outgoing(
+                portico_proto::ops::v1::EraseUserRequest {
+                    user_id: erasure.user_id.clone(),
+                },
+                &item.id,
+            );
+            let removed = client
+                .erase_user(request)
+                .await
+                .map_err(|s| format!("{}: {:?}", erasure.service, s.code()))?
+                .into_inner()
+                .removed;
+            tracing::info!(service = %erasure.service, removed, "deleted account erased");
+            Ok(())
+        })
+    })
 }
 
 #[cfg(test)]

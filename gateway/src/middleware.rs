@@ -1,14 +1,28 @@
-//! The request pipeline every call goes through, in order: request id and trace span,
-//! authentication, rate limiting, the handler, then response headers (request id, rate-limit,
-//! deprecation of `/api/*`, security headers) and metrics.
+//! The request pipeline.
+//!
+//! Two layers, each decided by the router rather than by looking at the path a second time:
+//! - [`pipeline`] wraps the whole application: request id, the client's address (through
+//!   trusted proxies only), trace context, the canonical-path check (non-canonical spellings
+//!   are refused before routing), then response headers and metrics labelled with the route
+//!   the router matched.
+//! - [`gate`] wraps each API route (and the 404/405 answers of the API scopes) with that
+//!   route's own [`RoutePolicy`]: limiting, authentication, who may call it, and the `/api`
+//!   deprecation headers. A path only reaches a handler through its route, so it cannot reach
+//!   one without the limiter.
 
-use std::{net::IpAddr, time::Instant};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     Error, HttpMessage,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderName, HeaderValue},
+    http::{
+        Method,
+        header::{self, HeaderMap, HeaderName, HeaderValue},
+    },
     middleware::Next,
     web,
 };
@@ -17,8 +31,10 @@ use tracing::Instrument;
 
 use crate::{
     AppState,
-    auth::{Principal, Tier},
+    auth::{Credential, Principal, Role, Scope, Tier},
+    client_ip,
     envelope::{ApiError, problem_response},
+    paths,
     ratelimit::{Decision, Quota},
 };
 
@@ -34,34 +50,73 @@ pub struct Caller(pub Option<Principal>);
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The client's address (in request extensions): the peer, or the right-most untrusted
+/// `X-Forwarded-For` hop when the peer is a trusted proxy.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (authenticated callers get their own rate tier).
+    Anonymous,
+    /// A signed-in user or an API key with the method's scope.
+    User,
+    /// A user who signed in with their password recently (not an API key, not a session
+    /// kept alive by refreshing): account deletion, API-key creation, password change.
+    Fresh,
+    /// An admin (API keys need the `admin` scope).
+    Admin,
+}
+
+/// Which budget a route's calls are counted against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// The caller's per-minute API budget (by plan tier, or per IP when anonymous).
+    Api,
+    /// Resumable-upload chunks: their own per-minute budget, so a slow network's many small
+    /// chunks do not spend the API budget.
+    Chunks,
+}
+
+/// What the gate of one route decides with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Who may call it.
+    pub access: Access,
+    /// Which budget it spends.
+    pub budget: Budget,
+    /// Served under the deprecated `/api` alias: add Deprecation, Sunset and Link.
+    pub legacy: bool,
+}
+
+impl RoutePolicy {
+    /// An anonymous route on the API budget (the scopes' 404 and 405 answers).
+    pub const fn anonymous(legacy: bool) -> Self {
+        RoutePolicy {
+            access: Access::Anonymous,
+            budget: Budget::Api,
+            legacy,
+        }
+    }
+
+    /// An admin-only route outside the API scopes (operations endpoints on the API port).
+    pub const fn admin() -> Self {
+        RoutePolicy {
+            access: Access::Admin,
+            budget: Budget::Api,
+            legacy: false,
+        }
+    }
+}
+
 fn well_formed_request_id(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Paths that are rate limited and authenticated: the public API and its legacy alias.
-fn is_api_path(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/api/") || path.starts_with("/internal/")
-}
-
-fn client_ip(req: &ServiceRequest, trust_forwarded: bool) -> String {
-    if trust_forwarded
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return ip.to_string();
-    }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Runs the pipeline around the handler.
+/// Runs the outer pipeline around the router.
 pub async fn pipeline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -74,14 +129,22 @@ pub async fn pipeline(
         .filter(|v| well_formed_request_id(v))
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let peer = req.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let (client, trusted_peer) = match &state {
+        Some(s) if s.config.trusted_proxies.contains(peer) => {
+            let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
+            (s.config.trusted_proxies.client(peer, forwarded), true)
+        }
+        _ => (peer, false),
+    };
+    req.extensions_mut().insert(ClientIp(client));
     let method = req.method().to_string();
     let span = if telemetry::recording() {
         tracing::info_span!(
             "http.request",
-            otel.name = %format!("{method} {route}"),
             http.method = %method,
-            http.route = %route,
+            http.route = tracing::field::Empty,
             http.status_code = tracing::field::Empty,
             request_id = %request_id,
             user_id = tracing::field::Empty,
@@ -93,72 +156,33 @@ pub async fn pipeline(
         .headers()
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
-    let context = telemetry::request_context(&span, request_id.clone(), carrier);
+    // A client's own `traceparent` must not decide what is sampled: only a trusted proxy's is
+    // continued; anyone else's is kept as a link of a new trace.
+    let context = if trusted_peer {
+        telemetry::request_context(&span, request_id.clone(), carrier)
+    } else {
+        telemetry::request_context_untrusted(&span, request_id.clone(), carrier)
+    };
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
-    let id = request_id.clone();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let id = request_id;
     let fut = async move {
-        let path = req.path().to_string();
-        let legacy = path.starts_with("/api/");
-        let mut rate: Option<Decision> = None;
-        let mut tier_name = "anonymous";
-        let result: Result<ServiceResponse<BoxBody>, Error> = 'done: {
-            if is_api_path(&path) {
-                let Some(state) = &state else {
-                    break 'done Ok(req.error_response(ApiError::internal("application state missing")));
-                };
-                // Authentication and the limiter wait on caches and Redis, whose futures are
-                // large; boxed, they keep this future small, and every middleware layer
-                // around it moves (copies) it when it is created (measured in BENCHMARKS.md).
-                let principal = match Box::pin(authenticate(state, &req)).await {
-                    Ok(p) => p,
-                    Err(e) => break 'done Ok(req.into_response(problem_response(&e.0, &id))),
-                };
-                if let Some(p) = &principal {
-                    tracing::Span::current().record("user_id", p.user_id.as_str());
-                }
-                let (key, quota, tier) = match &principal {
-                    Some(p) => (
-                        format!("u:{}", p.user_id),
-                        Quota::per_minute(state.rate_for(p.tier)),
-                        Some(p.tier),
-                    ),
-                    None => (
-                        format!("ip:{}", client_ip(&req, state.config.trust_forwarded)),
-                        Quota::per_minute(state.config.rates.anonymous),
-                        None,
-                    ),
-                };
-                tier_name = tier.map(Tier::as_str).unwrap_or("anonymous");
-                let decision = Box::pin(state.limiter.check(&key, quota)).await;
-                rate = Some(decision);
-                if !decision.allowed {
-                    metrics::counter!("portico_rate_limited_total", "tier" => tier_name).increment(1);
-                    let problem = rate_limited(state, tier, decision);
-                    break 'done Ok(req.into_response(problem_response(&problem, &id)));
-                }
-                req.extensions_mut().insert(Caller(principal));
+        let mut res = match paths::check(req.path()) {
+            Err(why) => {
+                let problem = Problem::new(ErrorCode::InvalidPath, why.message())
+                    .with_details(serde_json::json!({ "path": "send the path as itself, without encoded letters, digits or slashes, empty or dot segments" }));
+                req.into_response(problem_response(&problem, &id))
             }
-            next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+            Ok(()) => next.call(req).await?.map_into_boxed_body(),
         };
-        let mut res = match result {
-            Ok(res) => res,
-            Err(e) => return Err(e),
-        };
+        let route = res.request().match_pattern();
         let status = res.status().as_u16();
         let headers = res.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&id) {
             headers.insert(HeaderName::from_static("x-request-id"), v);
         }
-        if let Some(d) = rate {
-            insert_rate_headers(headers, d, tier_name);
-        }
-        if path.starts_with("/api-docs/") {
+        if route.as_deref().is_some_and(|r| r.starts_with("/api-docs/")) {
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
-        }
-        if legacy && let Some(state) = &state {
-            insert_deprecation(headers, state, &path);
         }
         // Small bodies are not worth compressing: mark them so the compressor leaves them be.
         if let actix_web::body::BodySize::Sized(n) = res.response().body().size()
@@ -168,7 +192,11 @@ pub async fn pipeline(
             res.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("identity"));
         }
-        tracing::Span::current().record("http.status_code", status);
+        let route = route.unwrap_or_else(|| "unmatched".to_string());
+        let span = tracing::Span::current();
+        span.record("http.status_code", status);
+        span.record("http.route", route.as_str());
+        telemetry::rename(&span, format!("{method} {route}"));
         let elapsed = started.elapsed().as_secs_f64();
         let status_class = match status {
             100..=199 => "1xx",
@@ -190,7 +218,188 @@ pub async fn pipeline(
     telemetry::with_request(context, fut.instrument(span)).await
 }
 
-async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Option<Principal>, ApiError> {
+/// Limits, authenticates and authorises one route's calls, by that route's policy.
+pub async fn gate(
+    policy: RoutePolicy,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req.error_response(ApiError::internal("application state missing")));
+    };
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    // Authentication and the limiter wait on caches and Redis, whose futures are large;
+    // boxed, they keep this future small (measured in BENCHMARKS.md).
+    let admitted = Box::pin(admit(&state, &req, policy)).await;
+    let (principal, decision, budget_name) = match admitted {
+        Ok(a) => a,
+        Err(refusal) => {
+            let mut res = req.into_response(problem_response(&refusal.problem, &id));
+            if let Some((d, name)) = refusal.decision {
+                insert_rate_headers(res.headers_mut(), d, name);
+            }
+            if policy.legacy {
+                let path = res.request().path().to_string();
+                insert_deprecation(res.headers_mut(), &state, &path);
+            }
+            return Ok(res);
+        }
+    };
+    if let Some(p) = &principal {
+        tracing::Span::current().record("user_id", p.user_id.as_str());
+    }
+    req.extensions_mut().insert(Caller(principal));
+    let mut res = next.call(req).await?;
+    insert_rate_headers(res.headers_mut(), decision, budget_name);
+    if policy.legacy {
+        let path = res.request().path().to_string();
+        insert_deprecation(res.headers_mut(), &state, &path);
+    }
+    Ok(res)
+}
+
+/// A call the gate turns away, with the limiter's decision when one was made.
+struct Refusal {
+    problem: Problem,
+    decision: Option<(Decision, &'static str)>,
+}
+
+impl Refusal {
+    fn new(problem: Problem, decision: Option<(Decision, &'static str)>) -> Self {
+        Refusal { problem, decision }
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::new(e.0, None)
+    }
+}
+
+/// Decides whether the call may proceed: who the caller is and which budget decision applies.
+async fn admit(
+    state: &AppState,
+    req: &ServiceRequest,
+    policy: RoutePolicy,
+) -> Result<(Option<Principal>, Decision, &'static str), Refusal> {
+    let client = req
+        .extensions()
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+    let ip_key = client_ip::limit_key(client);
+    let anonymous = Quota::per_minute(state.config.rates.anonymous);
+    let credentials = credentials(req).map_err(Refusal::from)?;
+    let principal = match credentials {
+        None => {
+            // Anonymous callers are limited before anything else is done for them.
+            let d = state.limiter.check(&ip_key, anonymous).await;
+            if !d.allowed {
+                return Err(rate_limited(state, None, d, "anonymous"));
+            }
+            return match authorise(None, policy, req.method()) {
+                Ok(()) => Ok((None, d, "anonymous")),
+                Err(mut refusal) => {
+                    refusal.decision = Some((d, "anonymous"));
+                    Err(refusal)
+                }
+            };
+        }
+        Some(credentials) => {
+            // A client whose failed attempts spent its budget is turned away before its
+            // credentials cost a lookup.
+            if let Some(wait) = state.auth_failures.blocked(&ip_key) {
+                let d = Decision::denied(state.config.rates.anonymous, wait);
+                return Err(rate_limited(state, None, d, "anonymous"));
+            }
+            match authenticate(state, credentials).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let d = state.limiter.check(&ip_key, anonymous).await;
+                    if !d.allowed {
+                        state
+                            .auth_failures
+                            .block(&ip_key, Duration::from_secs(d.retry_after_secs));
+                        return Err(rate_limited(state, None, d, "anonymous"));
+                    }
+                    return Err(Refusal::new(e.0, Some((d, "anonymous"))));
+                }
+            }
+        }
+    };
+    let (key, quota, name) = match policy.budget {
+        Budget::Api => (
+            format!("u:{}", principal.user_id),
+            Quota::per_minute(state.rate_for(principal.tier)),
+            principal.tier.as_str(),
+        ),
+        Budget::Chunks => (
+            format!("c:{}", principal.user_id),
+            Quota::per_minute(state.config.rates.upload_chunks),
+            "upload-chunks",
+        ),
+    };
+    let d = state.limiter.check(&key, quota).await;
+    if !d.allowed {
+        metrics::counter!("portico_rate_limited_total", "tier" => name).increment(1);
+        let tier = (policy.budget == Budget::Api).then_some(principal.tier);
+        return Err(rate_limited(state, tier, d, name));
+    }
+    match authorise(Some(&principal), policy, req.method()) {
+        Ok(()) => Ok((Some(principal), d, name)),
+        Err(mut refusal) => {
+            refusal.decision = Some((d, name));
+            Err(refusal)
+        }
+    }
+}
+
+/// Whether the caller may call a route of `policy` with `method`.
+fn authorise(principal: Option<&Principal>, policy: RoutePolicy, method: &Method) -> Result<(), Refusal> {
+    let Some(p) = principal else {
+        return match policy.access {
+            Access::Anonymous => Ok(()),
+            _ => Err(crate::routes::unauthorized().into()),
+        };
+    };
+    let needed = match policy.access {
+        Access::Admin => Scope::Admin,
+        _ if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) => Scope::Read,
+        _ => Scope::Write,
+    };
+    if let Credential::ApiKey { scopes, .. } = &p.credential
+        && policy.access != Access::Anonymous
+        && !scopes.contains(&needed)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this API key lacks the `{}` scope", needed.as_str()),
+        )
+        .into());
+    }
+    match policy.access {
+        Access::Admin if p.role != Role::Admin => {
+            Err(ApiError::new(ErrorCode::Forbidden, "this endpoint is for admins").into())
+        }
+        Access::Fresh if !p.fresh => Err(ApiError::new(
+            ErrorCode::FreshLoginRequired,
+            "sign in with your password again (within the last few minutes) to do this; API keys and refreshed sessions cannot",
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Credentials a request presents.
+enum Credentials<'a> {
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, ApiError> {
     let headers = req.headers();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let value = auth
@@ -202,26 +411,33 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Option<P
                 "use `Authorization: Bearer <access token>`",
             ));
         };
-        return state.auth.authenticate_token(token.trim()).await.map(Some);
+        return Ok(Some(Credentials::Bearer(token.trim())));
     }
     if let Some(key) = headers.get("x-api-key") {
         let key = key
             .to_str()
             .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "the X-API-Key header is not readable"))?;
-        return state.auth.authenticate_api_key(key.trim()).await.map(Some);
+        return Ok(Some(Credentials::ApiKey(key.trim())));
     }
     Ok(None)
 }
 
-fn rate_limited(state: &AppState, tier: Option<Tier>, d: Decision) -> Problem {
+async fn authenticate(state: &AppState, credentials: Credentials<'_>) -> Result<Principal, ApiError> {
+    match credentials {
+        Credentials::Bearer(token) => state.auth.authenticate_token(token).await,
+        Credentials::ApiKey(key) => state.auth.authenticate_api_key(key).await,
+    }
+}
+
+fn rate_limited(state: &AppState, tier: Option<Tier>, d: Decision, budget: &'static str) -> Refusal {
     let mut details = serde_json::json!({
         "limit": d.limit,
         "windowSeconds": 60,
         "retryAfterSeconds": d.retry_after_secs,
-        "tier": tier.map(Tier::as_str).unwrap_or("anonymous"),
+        "tier": tier.map(Tier::as_str).unwrap_or(budget),
     });
-    match tier {
-        Some(Tier::Free) => {
+    match (tier, budget) {
+        (Some(Tier::Free), _) => {
             details["upgrade"] = serde_json::json!({
                 "plan": "pro",
                 "limitPerMinute": state.config.rates.pro,
@@ -232,19 +448,20 @@ fn rate_limited(state: &AppState, tier: Option<Tier>, d: Decision) -> Problem {
                 "url": "/v1/billing/plans",
             });
         }
-        None => {
+        (None, "anonymous") => {
             details["hint"] = serde_json::json!("sign in for a higher limit");
         }
         _ => {}
     }
-    Problem::new(
+    let problem = Problem::new(
         ErrorCode::RateLimited,
         format!("rate limit of {} requests per minute exceeded", d.limit),
     )
-    .with_details(details)
+    .with_details(details);
+    Refusal::new(problem, Some((d, budget)))
 }
 
-fn insert_rate_headers(headers: &mut actix_web::http::header::HeaderMap, d: Decision, policy: &str) {
+fn insert_rate_headers(headers: &mut HeaderMap, d: Decision, policy: &str) {
     let policy_value = format!("\"{policy}\";q={};w=60", d.limit);
     let state_value = format!("\"{policy}\";r={};t={}", d.remaining, d.reset_secs);
     if let Ok(v) = HeaderValue::from_str(&policy_value) {
@@ -258,8 +475,8 @@ fn insert_rate_headers(headers: &mut actix_web::http::header::HeaderMap, d: Deci
     }
 }
 
-fn insert_deprecation(headers: &mut actix_web::http::header::HeaderMap, state: &AppState, path: &str) {
-    let successor = format!("/v1/{}", path.trim_start_matches("/api/"));
+fn insert_deprecation(headers: &mut HeaderMap, state: &AppState, path: &str) {
+    let successor = format!("/v1{}", path.strip_prefix("/api").unwrap_or(path));
     let deprecation = format!("@{}", state.config.api_deprecated_at.timestamp());
     let sunset = state.config.api_sunset.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let link = format!("<{successor}>; rel=\"successor-version\"");
@@ -267,5 +484,34 @@ fn insert_deprecation(headers: &mut actix_web::http::header::HeaderMap, state: &
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), v);
         }
+    }
+}
+
+/// Clients whose failed authentications spent their budget, until when: their next attempts
+/// are refused without looking their credentials up.
+pub struct AuthFailures(moka::sync::Cache<String, Instant>);
+
+impl Default for AuthFailures {
+    fn default() -> Self {
+        AuthFailures(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(120))
+                .build(),
+        )
+    }
+}
+
+impl AuthFailures {
+    /// How long `key` is still turned away, if it is.
+    fn blocked(&self, key: &str) -> Option<Duration> {
+        let until = self.0.get(key)?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    fn block(&self, key: &str, wait: Duration) {
+        self.0
+            .insert(key.to_string(), Instant::now() + wait.max(Duration::from_secs(1)));
     }
 }

@@ -82,6 +82,22 @@ pub struct Decision {
     pub source: Source,
 }
 
+impl Decision {
+    /// A refusal made without consulting a store (a client already known to be over its
+    /// budget), for `wait` more.
+    pub fn denied(limit: u32, wait: Duration) -> Self {
+        let secs = ceil_secs(wait).max(1);
+        Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset_secs: secs,
+            retry_after_secs: secs,
+            source: Source::Local,
+        }
+    }
+}
+
 /// The store that made a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {

@@ -147,6 +147,10 @@ pub struct AccessClaims {
     pub tier: String,
     /// Refresh-token family id this access token was minted from.
     pub sid: String,
+    /// When the user last proved their password (the session's sign-in), seconds since the
+    /// Unix epoch (OpenID Connect's `auth_time`); refreshed tokens keep the sign-in's time.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 /// An Ed25519 private key used to sign access tokens.
@@ -353,6 +357,7 @@ impl KeyRing {
             role: role.into(),
             tier: tier.into(),
             sid: sid.into(),
+            auth_time: now_s,
         }
     }
 
@@ -574,6 +579,15 @@ pub fn dummy_verify() {
 #[must_use]
 pub fn new_refresh_token() -> String {
     format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// Prefix of mailed tokens (verification and password-reset links).
+pub const MAIL_TOKEN_PREFIX: &str = "pmt_";
+
+/// New mailed token: `pmt_` + 32 random bytes, base64url without padding.
+#[must_use]
+pub fn new_mail_token() -> String {
+    format!("{MAIL_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
 }
 
 /// New API key: returns (full key `pk_live_` + 32 random bytes base64url, display prefix of 12 chars).

@@ -2,7 +2,10 @@
 //! rotating Ed25519 key set, and API keys.
 
 pub mod crypto;
+mod recovery;
+pub mod sealing;
 pub mod store;
+pub mod throttle;
 
 use std::{
     sync::{
@@ -22,7 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::ApiError;
 use crypto::{AccessClaims, KeyRing, SigningKey, TokenError, VerifyingKey};
+use sealing::Kek;
 use store::{ApiKeyRow, RefreshRow, SigningKeyRow, UserRow};
+
+pub use recovery::Links;
 
 /// A caller's plan tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +63,14 @@ impl Tier {
     }
 }
 
-/// A caller's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A caller's role, stored with the account: the first admin is made by the operator
+/// (`portico admin grant EMAIL`), later ones by an admin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Ordinary user.
     User,
-    /// Administrator (email listed in `PORTICO_ADMIN_EMAILS`).
+    /// Administrator.
     Admin,
 }
 
@@ -73,6 +81,62 @@ impl Role {
             Role::User => crypto::ROLE_USER,
             Role::Admin => crypto::ROLE_ADMIN,
         }
+    }
+
+    /// Parses a stored or requested name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            crypto::ROLE_USER => Some(Role::User),
+            crypto::ROLE_ADMIN => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// What an API key may do: `read` (GET, HEAD), `write` (everything else), `admin` (admin
+/// routes, for admins' keys only and never by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Safe methods.
+    Read,
+    /// Unsafe methods.
+    Write,
+    /// Admin routes.
+    Admin,
+}
+
+impl Scope {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    /// The scopes of a key created without naming any.
+    pub const DEFAULT: [Scope; 2] = [Scope::Read, Scope::Write];
+
+    /// The stored form of a set of scopes.
+    pub fn join(scopes: &[Scope]) -> String {
+        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Reads the stored form (unknown names are dropped: they grant nothing).
+    pub fn split(stored: &str) -> Vec<Scope> {
+        stored.split(',').filter_map(|s| Scope::parse(s.trim())).collect()
     }
 }
 
@@ -88,6 +152,8 @@ pub enum Credential {
     ApiKey {
         /// Key id.
         id: String,
+        /// What it may do.
+        scopes: Vec<Scope>,
     },
 }
 
@@ -104,6 +170,10 @@ pub struct Principal {
     pub tier: Tier,
     /// How they authenticated.
     pub credential: Credential,
+    /// Signed in with their password within `PORTICO_FRESH_LOGIN_SECS` (access tokens only).
+    pub fresh: bool,
+    /// Whether their address is verified.
+    pub email_verified: bool,
 }
 
 /// What is cached about a user for authenticating each request.
@@ -111,6 +181,8 @@ pub struct Principal {
 struct UserRecord {
     email: String,
     tier: Tier,
+    role: Role,
+    email_verified: bool,
     /// Sessions revoked within the access-token lifetime: their access tokens are refused.
     revoked_sessions: Vec<String>,
 }
@@ -119,6 +191,7 @@ struct UserRecord {
 struct ApiKeyRecord {
     id: String,
     user_id: String,
+    scopes: Vec<Scope>,
 }
 
 /// Token lifetimes and signing settings.
@@ -134,8 +207,10 @@ pub struct AuthSettings {
     pub refresh_ttl: Duration,
     /// How long one key signs before a new one takes over.
     pub key_rotation: Duration,
-    /// Lower-cased admin emails.
-    pub admin_emails: Vec<String>,
+    /// How long after a password sign-in sensitive actions are allowed.
+    pub fresh_login: Duration,
+    /// Where mailed links point.
+    pub links: Links,
 }
 
 /// Tokens handed to a client after signup, login or refresh.
@@ -166,6 +241,8 @@ pub struct UserView {
     pub role: &'static str,
     /// Plan tier.
     pub tier: &'static str,
+    /// Whether the address is verified.
+    pub email_verified: bool,
 }
 
 /// A newly created API key, shown once.
@@ -180,6 +257,8 @@ pub struct NewApiKey {
     pub key: String,
     /// Its first characters, for recognising it in lists.
     pub prefix: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
     /// Creation time (RFC 3339).
     pub created_at: String,
 }
@@ -194,11 +273,16 @@ pub struct ApiKeyView {
     pub name: String,
     /// First characters of the key.
     pub prefix: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
     /// Creation time (RFC 3339).
     pub created_at: String,
     /// Last use (RFC 3339), at minute precision.
     pub last_used_at: Option<String>,
 }
+
+/// The name of the cache of user records (shared by every gateway through Redis).
+pub const USERS_CACHE: &str = "gateway.users";
 
 /// Most API keys a user may hold.
 pub const MAX_API_KEYS: i64 = 20;
@@ -209,8 +293,15 @@ const UNKNOWN_KID_RELOAD_MS: i64 = 1_000;
 pub struct Auth {
     db: Db,
     settings: Arc<AuthSettings>,
+    kek: Arc<Kek>,
     ring: Arc<RwLock<Arc<KeyRing>>>,
     last_reload_ms: Arc<AtomicI64>,
+    /// One reload for an unknown key id at a time; the others wait for its result.
+    reloading: Arc<tokio::sync::Mutex<()>>,
+    /// Password hashing is memory-hard (19 MiB each): at most one per core at a time, so a
+    /// burst of sign-ins queues instead of exhausting memory.
+    hashing: Arc<tokio::sync::Semaphore>,
+    outbox: portico_runtime::outbox::Outbox,
     users: Cache<Option<UserRecord>>,
     api_keys: Cache<Option<ApiKeyRecord>>,
     verified: moka::sync::Cache<String, Arc<AccessClaims>>,
@@ -264,29 +355,51 @@ enum RefreshOutcome {
     Expired,
 }
 
+/// The outbox topic of account erasure requests (one row per service).
+pub const ERASE_TOPIC: &str = "erase";
+
+/// One service's share of an account deletion, queued in the deleting transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Erasure {
+    /// The deleted user.
+    pub user_id: String,
+    /// The service that must erase them.
+    pub service: String,
+}
+
 impl Auth {
-    /// Opens the key ring (creating or rotating keys as needed).
+    /// Opens the key ring (creating or rotating keys as needed, sealing any older plaintext
+    /// key under `kek`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         db: Db,
         settings: AuthSettings,
+        kek: Kek,
         redis: Option<SharedRedis>,
         l1_ttl: Duration,
         ttl: Duration,
         registry: &CacheRegistry,
     ) -> Result<Auth, String> {
         let settings = Arc::new(settings);
-        let ring = load_ring(&db, &settings).await?;
+        let kek = Arc::new(kek);
+        let ring = rotate_ring(&db, &settings, &kek).await?;
         let verified = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(settings.access_ttl.min(Duration::from_secs(60)))
             .build();
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Ok(Auth {
-            users: Cache::new("gateway.users", 100_000, l1_ttl, ttl, redis.clone(), registry),
+            users: Cache::new(USERS_CACHE, 100_000, l1_ttl, ttl, redis.clone(), registry),
             api_keys: Cache::new("gateway.api_keys", 100_000, l1_ttl, ttl, redis, registry),
+            outbox: portico_runtime::outbox::Outbox::new(db.clone()),
             db,
             settings,
+            kek,
             ring: Arc::new(RwLock::new(Arc::new(ring))),
             last_reload_ms: Arc::new(AtomicI64::new(now_ms())),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
+            hashing: Arc::new(tokio::sync::Semaphore::new(cores)),
             verified,
             recently_used: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -300,6 +413,11 @@ impl Auth {
         &self.settings
     }
 
+    /// The gateway database's outbox (mail, erasure requests).
+    pub fn outbox(&self) -> &portico_runtime::outbox::Outbox {
+        &self.outbox
+    }
+
     fn ring(&self) -> Arc<KeyRing> {
         match self.ring.read() {
             Ok(r) => Arc::clone(&r),
@@ -307,14 +425,33 @@ impl Auth {
         }
     }
 
-    /// Rotates keys when due and reloads the ring (run periodically and on unknown kids).
-    pub async fn reload_keys(&self) -> Result<(), String> {
-        let ring = load_ring(&self.db, &self.settings).await?;
+    fn install(&self, ring: KeyRing) {
         self.last_reload_ms.store(now_ms(), Ordering::Relaxed);
         match self.ring.write() {
             Ok(mut r) => *r = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
         }
+    }
+
+    /// Rotates keys when due and reloads the ring (run periodically).
+    pub async fn rotate_keys(&self) -> Result<(), String> {
+        let ring = rotate_ring(&self.db, &self.settings, &self.kek).await?;
+        self.install(ring);
+        Ok(())
+    }
+
+    /// Reloads the published keys for a token signed by a key this replica has not seen
+    /// (another replica rotated). Read-only, at most once a second, and single-flight: callers
+    /// that arrive during a reload wait for it instead of starting their own.
+    async fn reload_for_unknown_kid(&self) -> Result<(), String> {
+        let seen = self.last_reload_ms.load(Ordering::Relaxed);
+        let _turn = self.reloading.lock().await;
+        let last = self.last_reload_ms.load(Ordering::Relaxed);
+        if last != seen || now_ms() - last <= UNKNOWN_KID_RELOAD_MS {
+            return Ok(());
+        }
+        let ring = read_ring(&self.db, &self.settings, &self.kek).await?;
+        self.install(ring);
         Ok(())
     }
 
@@ -323,28 +460,23 @@ impl Auth {
         self.ring().jwks()
     }
 
-    fn role_of(&self, email: &str) -> Role {
-        if self.settings.admin_emails.iter().any(|a| a == email) {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
-
-    fn view(&self, user: &UserRow) -> UserView {
+    fn view(user: &UserRow) -> UserView {
         UserView {
             id: user.id.clone(),
             email: user.email.clone(),
-            role: self.role_of(&user.email).as_str(),
+            role: Role::parse(&user.role).unwrap_or(Role::User).as_str(),
             tier: Tier::parse(&user.tier).unwrap_or(Tier::Free).as_str(),
+            email_verified: user.email_verified_at.is_some(),
         }
     }
 
-    fn access_token(&self, user: &UserRow, sid: &str) -> Result<String, ApiError> {
+    fn access_token(&self, user: &UserRow, sid: &str, signed_in_ms: i64) -> Result<String, ApiError> {
         let ring = self.ring();
         let now = now_ms() / 1000;
         let ttl = i64::try_from(self.settings.access_ttl.as_secs()).unwrap_or(900);
-        let claims = ring.new_claims(&user.id, sid, self.role_of(&user.email).as_str(), &user.tier, now, ttl);
+        let role = Role::parse(&user.role).unwrap_or(Role::User);
+        let mut claims = ring.new_claims(&user.id, sid, role.as_str(), &user.tier, now, ttl);
+        claims.auth_time = signed_in_ms / 1000;
         ring.sign(&claims).map_err(ApiError::internal)
     }
 
@@ -354,7 +486,7 @@ impl Auth {
         let sid = uuid::Uuid::new_v4().to_string();
         let expires = now + i64::try_from(self.settings.refresh_ttl.as_millis()).unwrap_or(i64::MAX / 2);
         store::insert_session(conn, &sid, &user.id, now, expires)?;
-        self.issue_in_session(conn, user, &sid, expires)
+        self.issue_in_session(conn, user, &sid, now, expires)
     }
 
     fn issue_in_session(
@@ -362,6 +494,7 @@ impl Auth {
         conn: &mut portico_runtime::db::DbConnection,
         user: &UserRow,
         sid: &str,
+        signed_in_ms: i64,
         session_expires: i64,
     ) -> Result<Issued, ApiError> {
         let refresh = crypto::new_refresh_token();
@@ -374,20 +507,42 @@ impl Auth {
             session_expires,
         )?;
         Ok(Issued {
-            user: self.view(user),
-            access_token: self.access_token(user, sid)?,
+            user: Self::view(user),
+            access_token: self.access_token(user, sid, signed_in_ms)?,
             refresh_token: refresh,
             expires_in: self.settings.access_ttl.as_secs(),
             token_type: "Bearer",
         })
     }
 
-    /// Creates an account and signs it in.
-    pub async fn signup(&self, email: String, password: String) -> Result<Issued, ApiError> {
-        let hash = tokio::task::spawn_blocking(move || crypto::hash_password(&password))
+    /// Hashes a password on the blocking pool, one per core at a time.
+    async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || crypto::hash_password(&password))
             .await
             .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::internal)
+    }
+
+    /// Checks a password against a stored hash (or burns the same time when there is none),
+    /// on the blocking pool, one per core at a time.
+    async fn verify_password(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => crypto::verify_password(&password, &phc),
+            None => {
+                crypto::dummy_verify();
+                false
+            }
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
+
+    /// Creates an account, signs it in and mails a verification link (queued in the same
+    /// transaction, so the account never exists without its mail).
+    pub async fn signup(&self, email: String, password: String) -> Result<Issued, ApiError> {
+        let hash = self.hash_password(password).await?;
         let now = now_ms();
         let user = UserRow {
             id: uuid::Uuid::now_v7().to_string(),
@@ -396,9 +551,14 @@ impl Auth {
             tier: "free".into(),
             created_at: now,
             updated_at: now,
+            role: Role::User.as_str().into(),
+            email_verified_at: None,
+            verification_sent_at: Some(now),
+            reset_sent_at: None,
         };
         let me = self.clone();
-        self.db
+        let issued = self
+            .db
             .write(move |conn| {
                 if UserRow::by_email(conn, &user.email)?.is_some() {
                     return Err(email_taken());
@@ -409,32 +569,51 @@ impl Auth {
                     }
                     e => ApiError::from(e),
                 })?;
+                me.queue_verification(conn, &user, now)?;
+                me.issue(conn, &user)
+            })
+            .await?;
+        self.outbox.notify();
+        Ok(issued)
+    }
+
+    /// Signs in with email and password. Each address has its own failure budget besides
+    /// the per-IP limit ([`throttle`]); unknown addresses are counted and timed alike.
+    pub async fn login(&self, email: String, password: String) -> Result<Issued, ApiError> {
+        let key = throttle::key(&email);
+        let (lookup, k) = (email.clone(), key.clone());
+        let (user, locked_ms) = self
+            .db
+            .run(move |conn| {
+                let locked = throttle::locked_for(conn, &k, now_ms())?;
+                let user = UserRow::by_email(conn, &lookup)?;
+                Ok::<_, ApiError>((user, locked))
+            })
+            .await?;
+        if locked_ms > 0 {
+            return Err(throttled(locked_ms));
+        }
+        let ok = self
+            .verify_password(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await?;
+        let Some(user) = user.filter(|_| ok) else {
+            let k = key.clone();
+            let lock_ms = self
+                .db
+                .write(move |conn| throttle::fail(conn, &k, now_ms()).map_err(ApiError::from))
+                .await?;
+            if lock_ms > 0 {
+                tracing::warn!(locked_ms = lock_ms, "sign-in locked after repeated failures");
+            }
+            return Err(bad_credentials());
+        };
+        let me = self.clone();
+        self.db
+            .write(move |conn| {
+                store::LoginFailureRow::clear(conn, &key)?;
                 me.issue(conn, &user)
             })
             .await
-    }
-
-    /// Signs in with email and password.
-    pub async fn login(&self, email: String, password: String) -> Result<Issued, ApiError> {
-        let lookup = email.clone();
-        let user = self
-            .db
-            .run(move |conn| UserRow::by_email(conn, &lookup).map_err(ApiError::from))
-            .await?;
-        let Some(user) = user else {
-            // Burn the same time as a real check so response time does not reveal accounts.
-            let _ = tokio::task::spawn_blocking(crypto::dummy_verify).await;
-            return Err(bad_credentials());
-        };
-        let phc = user.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
-            .await
-            .map_err(ApiError::internal)?;
-        if !ok {
-            return Err(bad_credentials());
-        }
-        let me = self.clone();
-        self.db.write(move |conn| me.issue(conn, &user)).await
     }
 
     /// Exchanges a refresh token for a new pair. A token used twice revokes its whole session.
@@ -455,13 +634,13 @@ impl Auth {
                 if row.expires_at <= now {
                     return Ok(RefreshOutcome::Expired);
                 }
-                if !store::session_live(conn, &row.session_id, now)? {
+                let Some(signed_in) = store::session_started(conn, &row.session_id, now)? else {
                     return Ok(RefreshOutcome::Invalid);
-                }
+                };
                 let Some(user) = UserRow::find(conn, &row.user_id)? else {
                     return Ok(RefreshOutcome::Invalid);
                 };
-                me.issue_in_session(conn, &user, &row.session_id, row.expires_at)
+                me.issue_in_session(conn, &user, &row.session_id, signed_in, row.expires_at)
                     .map(RefreshOutcome::Rotated)
             })
             .await?;
@@ -512,17 +691,35 @@ impl Auth {
         Ok(())
     }
 
-    /// Deletes the caller's account and everything tied to it.
-    pub async fn delete_account(&self, user_id: &str) -> Result<(), ApiError> {
+    /// Deletes the caller's account and everything tied to it here, and queues the erasure
+    /// of their data in each of `services` (in the same transaction, so a service that is
+    /// down gets the request when it is back).
+    pub async fn delete_account(&self, user_id: &str, services: &[&'static str]) -> Result<(), ApiError> {
         let id = user_id.to_string();
+        let erasures: Vec<String> = services
+            .iter()
+            .map(|service| {
+                serde_json::to_string(&Erasure {
+                    user_id: user_id.to_string(),
+                    service: (*service).to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::internal)?;
         let keys = self
             .db
             .write(move |conn| {
                 let keys = ApiKeyRow::of_user(conn, &id)?;
-                UserRow::delete(conn, &id)?;
+                if !UserRow::delete(conn, &id)? {
+                    return Err(ApiError::not_found("user"));
+                }
+                for erasure in &erasures {
+                    portico_runtime::outbox::enqueue(conn, ERASE_TOPIC, erasure)?;
+                }
                 Ok::<_, ApiError>(keys)
             })
             .await?;
+        self.outbox.notify();
         for key in keys {
             self.api_keys.invalidate(&key.key_hash).await;
         }
@@ -543,7 +740,43 @@ impl Auth {
             })
             .await?;
         self.users.invalidate(user_id).await;
-        Ok(self.view(&user))
+        Ok(Self::view(&user))
+    }
+
+    /// Grants or revokes admin (admin). The last admin cannot be demoted: someone must be
+    /// left who can grant it again.
+    pub async fn set_role(&self, user_id: &str, role: Role) -> Result<UserView, ApiError> {
+        let id = user_id.to_string();
+        let user = self
+            .db
+            .write(move |conn| {
+                let user = UserRow::find(conn, &id)?.ok_or_else(|| ApiError::not_found("user"))?;
+                if role == Role::User && user.role == Role::Admin.as_str() && UserRow::count_admins(conn)? <= 1 {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "this is the last admin; grant admin to someone else first",
+                    ));
+                }
+                UserRow::set_role(conn, &id, role.as_str(), now_ms())?;
+                UserRow::find(conn, &id)?.ok_or_else(|| ApiError::not_found("user"))
+            })
+            .await?;
+        self.users.invalidate(user_id).await;
+        tracing::info!(user_id, role = role.as_str(), "role changed");
+        Ok(Self::view(&user))
+    }
+
+    /// Drops this process's cached record of the account with `email` (after an operator
+    /// changed it on the database).
+    pub async fn forget_user(&self, email: &str) {
+        let email = email.trim().to_ascii_lowercase();
+        if let Ok(Some(user)) = self
+            .db
+            .run(move |conn| UserRow::by_email(conn, &email).map_err(DbError::from))
+            .await
+        {
+            self.users.invalidate(&user.id).await;
+        }
     }
 
     /// A user by id.
@@ -553,7 +786,7 @@ impl Auth {
             .db
             .run(move |conn| UserRow::find(conn, &id).map_err(ApiError::from))
             .await?;
-        user.map(|u| self.view(&u)).ok_or_else(|| ApiError::not_found("user"))
+        user.as_ref().map(Self::view).ok_or_else(|| ApiError::not_found("user"))
     }
 
     async fn user_record(&self, user_id: &str) -> Result<Option<UserRecord>, ApiError> {
@@ -570,6 +803,8 @@ impl Auth {
                     Ok::<_, ApiError>(Some(UserRecord {
                         email: user.email,
                         tier: Tier::parse(&user.tier).unwrap_or(Tier::Free),
+                        role: Role::parse(&user.role).unwrap_or(Role::User),
+                        email_verified: user.email_verified_at.is_some(),
                         revoked_sessions: revoked,
                     }))
                 })
@@ -594,11 +829,9 @@ impl Auth {
     /// Authenticates a bearer access token.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal, ApiError> {
         let claims = match self.verify_token(token) {
-            Err(TokenError::UnknownKey)
-                if now_ms() - self.last_reload_ms.load(Ordering::Relaxed) > UNKNOWN_KID_RELOAD_MS =>
-            {
+            Err(TokenError::UnknownKey) => {
                 // Another replica may have rotated keys since this one loaded them.
-                self.reload_keys().await.map_err(ApiError::internal)?;
+                self.reload_for_unknown_kid().await.map_err(ApiError::internal)?;
                 self.verify_token(token)
             }
             other => other,
@@ -611,14 +844,17 @@ impl Auth {
         if record.revoked_sessions.iter().any(|s| *s == claims.sid) {
             return Err(invalid_token("the session was signed out"));
         }
+        let fresh_s = i64::try_from(self.settings.fresh_login.as_secs()).unwrap_or(300);
         Ok(Principal {
             user_id: claims.sub.clone(),
-            role: self.role_of(&record.email),
+            role: record.role,
             email: record.email,
             tier: record.tier,
             credential: Credential::AccessToken {
                 sid: claims.sid.clone(),
             },
+            fresh: claims.auth_time > 0 && now_ms() / 1000 - claims.auth_time <= fresh_s,
+            email_verified: record.email_verified,
         })
     }
 
@@ -637,6 +873,7 @@ impl Auth {
                     Ok::<_, ApiError>(ApiKeyRow::live_by_hash(conn, &h)?.map(|k| ApiKeyRecord {
                         id: k.id,
                         user_id: k.user_id,
+                        scopes: Scope::split(&k.scopes),
                     }))
                 })
                 .await
@@ -657,28 +894,48 @@ impl Auth {
                     .await;
             });
         }
+        // An admin key of a user who is no longer an admin grants nothing more.
+        let scopes = record
+            .scopes
+            .into_iter()
+            .filter(|s| *s != Scope::Admin || user.role == Role::Admin)
+            .collect();
         Ok(Principal {
             user_id: record.user_id,
-            role: self.role_of(&user.email),
+            role: user.role,
             email: user.email,
             tier: user.tier,
-            credential: Credential::ApiKey { id: record.id },
+            credential: Credential::ApiKey { id: record.id, scopes },
+            fresh: false,
+            email_verified: user.email_verified,
         })
     }
 
-    /// Creates an API key for a user.
-    pub async fn create_api_key(&self, user_id: &str, name: String) -> Result<NewApiKey, ApiError> {
+    /// Creates an API key for `owner` with `scopes` (only admins may give a key `admin`).
+    pub async fn create_api_key(
+        &self,
+        owner: &Principal,
+        name: String,
+        scopes: Vec<Scope>,
+    ) -> Result<NewApiKey, ApiError> {
+        if scopes.contains(&Scope::Admin) && owner.role != Role::Admin {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only admins may create keys with the admin scope",
+            ));
+        }
         let (key, prefix) = crypto::new_api_key();
         let now = now_ms();
         let row = ApiKeyRow {
             id: uuid::Uuid::now_v7().to_string(),
-            user_id: user_id.to_string(),
+            user_id: owner.user_id.clone(),
             name,
             prefix,
             key_hash: crypto::token_hash(&key),
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            scopes: Scope::join(&scopes),
         };
         let stored = row.clone();
         self.db
@@ -697,6 +954,7 @@ impl Auth {
             name: row.name,
             key,
             prefix: row.prefix,
+            scopes,
             created_at: ms_to_rfc3339(now),
         })
     }
@@ -714,6 +972,7 @@ impl Auth {
                 id: k.id,
                 name: k.name,
                 prefix: k.prefix,
+                scopes: Scope::split(&k.scopes),
                 created_at: ms_to_rfc3339(k.created_at),
                 last_used_at: k.last_used_at.map(ms_to_rfc3339),
             })
@@ -740,6 +999,54 @@ impl Auth {
         self.api_keys.invalidate(&hash).await;
         Ok(())
     }
+
+    /// Removes what has outlived its use: ended sessions and their refresh tokens, expired
+    /// mailed tokens, finished sign-in throttles, delivered outbox rows. Returns rows removed.
+    pub async fn purge_expired(&self) -> Result<usize, ApiError> {
+        let access_ttl = i64::try_from(self.settings.access_ttl.as_millis()).unwrap_or(900_000);
+        self.db
+            .write(move |conn| {
+                let now = now_ms();
+                // Revoked sessions are kept while their access tokens could still be presented.
+                let mut removed = store::purge_sessions(conn, now - access_ttl - 60_000)?;
+                removed += store::purge_email_tokens(conn, now)?;
+                removed += store::LoginFailureRow::purge(conn, now - throttle::WINDOW_MS)?;
+                removed += portico_runtime::outbox::purge_delivered(conn, now - 7 * 24 * 3600 * 1000)?;
+                Ok::<_, ApiError>(removed)
+            })
+            .await
+    }
+}
+
+/// Grants or revokes admin by e-mail, straight on the gateway's database (the operator's
+/// `portico admin grant EMAIL`): how the first admin is made. False when no account has
+/// that address.
+pub async fn set_role_by_email(db: &Db, email: &str, role: Role) -> Result<Option<String>, DbError> {
+    let email = email.trim().to_ascii_lowercase();
+    db.write(move |conn| {
+        if !UserRow::set_role_by_email(conn, &email, role.as_str(), now_ms())? {
+            return Ok(None);
+        }
+        Ok(UserRow::by_email(conn, &email)?.map(|u| u.id))
+    })
+    .await
+}
+
+fn throttled(locked_ms: i64) -> ApiError {
+    retry_later(
+        ErrorCode::LoginThrottled,
+        "too many failed sign-ins for this address",
+        locked_ms,
+    )
+}
+
+/// A 429 that says when to come back (`Retry-After` is taken from `retryAfterSeconds`).
+pub(crate) fn retry_later(code: ErrorCode, why: &str, wait_ms: i64) -> ApiError {
+    let secs = u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1);
+    ApiError(
+        Problem::new(code, format!("{why}; try again in {secs} s"))
+            .with_details(serde_json::json!({ "retryAfterSeconds": secs })),
+    )
 }
 
 fn email_taken() -> ApiError {
@@ -767,14 +1074,22 @@ fn token_problem(e: TokenError) -> ApiError {
     }
 }
 
-/// Loads the published keys, creating the first key or rotating the active one when due.
-async fn load_ring(db: &Db, settings: &Arc<AuthSettings>) -> Result<KeyRing, String> {
-    let s = Arc::clone(settings);
+/// Loads the published keys, creating the first key or rotating the active one when due, and
+/// sealing any key still stored in plaintext (written by an older version).
+async fn rotate_ring(db: &Db, settings: &Arc<AuthSettings>, kek: &Arc<Kek>) -> Result<KeyRing, String> {
+    let (s, k) = (Arc::clone(settings), Arc::clone(kek));
     let rows = db
         .write(move |conn| {
             let now = now_ms();
             SigningKeyRow::purge_expired(conn, now)?;
             let mut rows = SigningKeyRow::published(conn, now)?;
+            for row in rows.iter_mut().filter(|r| !sealing::is_sealed(&r.private_key)) {
+                let der =
+                    hex::decode(&row.private_key).map_err(|e| DbError::Pool(format!("stored key {}: {e}", row.kid)))?;
+                row.private_key = k.seal(&row.kid, &der).map_err(DbError::Pool)?;
+                SigningKeyRow::set_private_key(conn, &row.kid, &row.private_key)?;
+                tracing::info!(kid = %row.kid, "sealed a signing key stored in plaintext");
+            }
             let rotation = i64::try_from(s.key_rotation.as_millis()).unwrap_or(i64::MAX / 2);
             let due = rows
                 .iter()
@@ -784,7 +1099,7 @@ async fn load_ring(db: &Db, settings: &Arc<AuthSettings>) -> Result<KeyRing, Str
                 let key = SigningKey::generate().map_err(|e| DbError::Pool(e.to_string()))?;
                 let row = SigningKeyRow {
                     kid: key.kid.clone(),
-                    private_key: hex::encode(key.pkcs8_der()),
+                    private_key: k.seal(&key.kid, key.pkcs8_der()).map_err(DbError::Pool)?,
                     public_key: hex::encode(key.public_key()),
                     created_at: now,
                     retired_at: None,
@@ -801,11 +1116,28 @@ async fn load_ring(db: &Db, settings: &Arc<AuthSettings>) -> Result<KeyRing, Str
         })
         .await
         .map_err(|e| e.to_string())?;
+    ring_from_rows(rows, settings, kek)
+}
+
+/// Loads the published keys without changing anything.
+async fn read_ring(db: &Db, settings: &Arc<AuthSettings>, kek: &Arc<Kek>) -> Result<KeyRing, String> {
+    let rows = db
+        .run(|conn| SigningKeyRow::published(conn, now_ms()).map_err(DbError::from))
+        .await
+        .map_err(|e| e.to_string())?;
+    ring_from_rows(rows, settings, kek)
+}
+
+fn ring_from_rows(rows: Vec<SigningKeyRow>, settings: &AuthSettings, kek: &Kek) -> Result<KeyRing, String> {
     let mut active = None;
     let mut previous = Vec::new();
     for row in rows {
         if active.is_none() && row.retired_at.is_none() {
-            let der = hex::decode(&row.private_key).map_err(|e| e.to_string())?;
+            let der = if sealing::is_sealed(&row.private_key) {
+                kek.open(&row.kid, &row.private_key)?
+            } else {
+                hex::decode(&row.private_key).map_err(|e| e.to_string())?
+            };
             active = Some(SigningKey::from_pkcs8(row.kid, &der, row.created_at).map_err(|e| e.to_string())?);
         } else {
             let public = hex::decode(&row.public_key).map_err(|e| e.to_string())?;

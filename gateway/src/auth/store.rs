@@ -1,4 +1,5 @@
-//! The gateway's own tables: users, sessions, refresh tokens, API keys, signing keys.
+//! The gateway's own tables: users, sessions, refresh tokens, API keys, signing keys, mailed
+//! tokens and failed sign-ins.
 
 use diesel::prelude::*;
 use portico_runtime::db::DbConnection;
@@ -13,6 +14,10 @@ pub mod schema {
             tier -> Text,
             created_at -> BigInt,
             updated_at -> BigInt,
+            role -> Text,
+            email_verified_at -> Nullable<BigInt>,
+            verification_sent_at -> Nullable<BigInt>,
+            reset_sent_at -> Nullable<BigInt>,
         }
     }
     diesel::table! {
@@ -45,6 +50,7 @@ pub mod schema {
             created_at -> BigInt,
             last_used_at -> Nullable<BigInt>,
             revoked_at -> Nullable<BigInt>,
+            scopes -> Text,
         }
     }
     diesel::table! {
@@ -57,10 +63,36 @@ pub mod schema {
             expires_at -> Nullable<BigInt>,
         }
     }
-    diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens, api_keys, signing_keys);
+    diesel::table! {
+        email_tokens (token_hash) {
+            token_hash -> Text,
+            user_id -> Text,
+            purpose -> Text,
+            created_at -> BigInt,
+            expires_at -> BigInt,
+            used_at -> Nullable<BigInt>,
+        }
+    }
+    diesel::table! {
+        login_failures (email_hash) {
+            email_hash -> Text,
+            failures -> Integer,
+            last_failure_at -> BigInt,
+            locked_until -> BigInt,
+        }
+    }
+    diesel::allow_tables_to_appear_in_same_query!(
+        users,
+        sessions,
+        refresh_tokens,
+        api_keys,
+        signing_keys,
+        email_tokens,
+        login_failures
+    );
 }
 
-use schema::{api_keys, refresh_tokens, sessions, signing_keys, users};
+use schema::{api_keys, email_tokens, login_failures, refresh_tokens, sessions, signing_keys, users};
 
 /// A user account.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -72,6 +104,10 @@ pub struct UserRow {
     pub tier: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub role: String,
+    pub email_verified_at: Option<i64>,
+    pub verification_sent_at: Option<i64>,
+    pub reset_sent_at: Option<i64>,
 }
 
 impl UserRow {
@@ -106,9 +142,76 @@ impl UserRow {
         Ok(n == 1)
     }
 
+    /// Sets the role of the account with `email`; false when there is none.
+    pub fn set_role_by_email(conn: &mut DbConnection, email: &str, role: &str, now: i64) -> QueryResult<bool> {
+        let n = diesel::update(users::table.filter(users::email.eq(email)))
+            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Sets the role of user `id`; false when there is no such user.
+    pub fn set_role(conn: &mut DbConnection, id: &str, role: &str, now: i64) -> QueryResult<bool> {
+        let n = diesel::update(users::table.find(id))
+            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// How many admins there are.
+    pub fn count_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+        users::table.filter(users::role.eq("admin")).count().get_result(conn)
+    }
+
+    /// Marks the address verified (idempotent).
+    pub fn mark_verified(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id).filter(users::email_verified_at.is_null()))
+            .set((users::email_verified_at.eq(now), users::updated_at.eq(now)))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Takes the verification-mail cooldown: true when a mail may be sent now (the address is
+    /// unverified and none was sent in the last `cooldown_ms`).
+    pub fn take_verification_slot(conn: &mut DbConnection, id: &str, now: i64, cooldown_ms: i64) -> QueryResult<bool> {
+        let n = diesel::update(
+            users::table.find(id).filter(users::email_verified_at.is_null()).filter(
+                users::verification_sent_at
+                    .is_null()
+                    .or(users::verification_sent_at.le(now - cooldown_ms)),
+            ),
+        )
+        .set(users::verification_sent_at.eq(now))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Takes the reset-mail cooldown of the account with this address.
+    pub fn take_reset_slot(conn: &mut DbConnection, id: &str, now: i64, cooldown_ms: i64) -> QueryResult<bool> {
+        let n = diesel::update(
+            users::table.find(id).filter(
+                users::reset_sent_at
+                    .is_null()
+                    .or(users::reset_sent_at.le(now - cooldown_ms)),
+            ),
+        )
+        .set(users::reset_sent_at.eq(now))
+        .execute(conn)?;
+        Ok(n == 1)
+    }
+
+    /// Replaces the password hash.
+    pub fn set_password(conn: &mut DbConnection, id: &str, hash: &str, now: i64) -> QueryResult<bool> {
+        let n = diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+            .execute(conn)?;
+        Ok(n == 1)
+    }
+
     /// Deletes the account; sessions, tokens and keys go with it (foreign keys cascade).
     pub fn delete(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
         // SQLite only cascades with foreign keys on; delete children explicitly so both agree.
+        diesel::delete(email_tokens::table.filter(email_tokens::user_id.eq(id))).execute(conn)?;
         diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(id))).execute(conn)?;
         diesel::delete(sessions::table.filter(sessions::user_id.eq(id))).execute(conn)?;
         diesel::delete(api_keys::table.filter(api_keys::user_id.eq(id))).execute(conn)?;
@@ -135,6 +238,54 @@ pub fn revoke_session(conn: &mut DbConnection, id: &str, reason: &str, now: i64)
         .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Revokes every live session of a user (password reset); returns how many.
+pub fn revoke_all_sessions(conn: &mut DbConnection, user_id: &str, reason: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+    .execute(conn)
+}
+
+/// Revokes every live session of a user but `keep` (password change); returns how many.
+pub fn revoke_other_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: &str,
+    reason: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+    .execute(conn)
+}
+
+/// Removes sessions (with their refresh tokens) that ended before `before`.
+pub fn purge_sessions(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    let ended = sessions::table
+        .filter(sessions::expires_at.lt(before).or(sessions::revoked_at.lt(before)))
+        .select(sessions::id);
+    let tokens = diesel::delete(
+        refresh_tokens::table.filter(
+            refresh_tokens::session_id
+                .eq_any(ended)
+                .or(refresh_tokens::expires_at.lt(before)),
+        ),
+    )
+    .execute(conn)?;
+    let sessions =
+        diesel::delete(sessions::table.filter(sessions::expires_at.lt(before).or(sessions::revoked_at.lt(before))))
+            .execute(conn)?;
+    Ok(tokens + sessions)
 }
 
 /// Ids of a user's sessions revoked since `since` (access tokens of older ones have expired).
@@ -202,16 +353,15 @@ pub fn insert_refresh(
         .map(|_| ())
 }
 
-/// Whether a session is live (exists, unrevoked, unexpired).
-pub fn session_live(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
-    Ok(sessions::table
+/// When a live (unrevoked, unexpired) session was signed in, or `None` when it is not live.
+pub fn session_started(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<Option<i64>> {
+    sessions::table
         .find(id)
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
-        .select(sessions::id)
-        .first::<String>(conn)
-        .optional()?
-        .is_some())
+        .select(sessions::created_at)
+        .first::<i64>(conn)
+        .optional()
 }
 
 /// An API key as stored (only its hash).
@@ -226,6 +376,7 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub scopes: String,
 }
 
 impl ApiKeyRow {
@@ -339,8 +490,199 @@ impl SigningKeyRow {
         .map(|_| ())
     }
 
+    /// Replaces a key's stored private half (sealing a plaintext one).
+    pub fn set_private_key(conn: &mut DbConnection, kid: &str, private_key: &str) -> QueryResult<()> {
+        diesel::update(signing_keys::table.find(kid))
+            .set(signing_keys::private_key.eq(private_key))
+            .execute(conn)
+            .map(|_| ())
+    }
+
     /// Removes keys past their expiry.
     pub fn purge_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
         diesel::delete(signing_keys::table.filter(signing_keys::expires_at.le(now))).execute(conn)
+    }
+}
+
+/// What a mailed token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Proves the address (24 h).
+    Verify,
+    /// Sets a new password (1 h).
+    Reset,
+}
+
+impl Purpose {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Verify => "verify",
+            Purpose::Reset => "reset",
+        }
+    }
+}
+
+/// Stores a mailed token (its hash).
+pub fn insert_email_token(
+    conn: &mut DbConnection,
+    hash: &str,
+    user_id: &str,
+    purpose: Purpose,
+    now: i64,
+    expires_at: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(email_tokens::table)
+        .values((
+            email_tokens::token_hash.eq(hash),
+            email_tokens::user_id.eq(user_id),
+            email_tokens::purpose.eq(purpose.as_str()),
+            email_tokens::created_at.eq(now),
+            email_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Uses a mailed token once: the user it belongs to when it was unused, unexpired and for
+/// `purpose` (one conditional UPDATE, so two concurrent uses cannot both succeed).
+pub fn consume_email_token(
+    conn: &mut DbConnection,
+    hash: &str,
+    purpose: Purpose,
+    now: i64,
+) -> QueryResult<Option<String>> {
+    let n = diesel::update(
+        email_tokens::table
+            .find(hash)
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::used_at.is_null())
+            .filter(email_tokens::expires_at.gt(now)),
+    )
+    .set(email_tokens::used_at.eq(now))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    email_tokens::table
+        .find(hash)
+        .select(email_tokens::user_id)
+        .first(conn)
+        .optional()
+}
+
+/// Whether a reset token could be used now (unused, unexpired), without using it.
+pub fn reset_token_usable(conn: &mut DbConnection, hash: &str, now: i64) -> QueryResult<bool> {
+    Ok(email_tokens::table
+        .find(hash)
+        .filter(email_tokens::purpose.eq(Purpose::Reset.as_str()))
+        .filter(email_tokens::used_at.is_null())
+        .filter(email_tokens::expires_at.gt(now))
+        .select(email_tokens::user_id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}
+
+/// Spends every unused token of a user for `purpose` (after a reset, older links die).
+pub fn spend_email_tokens(conn: &mut DbConnection, user_id: &str, purpose: Purpose, now: i64) -> QueryResult<()> {
+    diesel::update(
+        email_tokens::table
+            .filter(email_tokens::user_id.eq(user_id))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::used_at.is_null()),
+    )
+    .set(email_tokens::used_at.eq(now))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Removes mailed tokens that expired before `before`.
+pub fn purge_email_tokens(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(email_tokens::table.filter(email_tokens::expires_at.lt(before))).execute(conn)
+}
+
+/// Failed sign-ins of one address.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = login_failures)]
+pub struct LoginFailureRow {
+    pub email_hash: String,
+    pub failures: i32,
+    pub last_failure_at: i64,
+    pub locked_until: i64,
+}
+
+impl LoginFailureRow {
+    /// The row of an address.
+    pub fn find(conn: &mut DbConnection, email_hash: &str) -> QueryResult<Option<LoginFailureRow>> {
+        login_failures::table
+            .find(email_hash)
+            .select(LoginFailureRow::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Counts one failure: a new row, or one more on a row whose window is still open, or a
+    /// restart at 1 when the last failure is older than `window_ms`. One upsert, so
+    /// concurrent failures are all counted.
+    pub fn record(conn: &mut DbConnection, email_hash: &str, now: i64, window_ms: i64) -> QueryResult<LoginFailureRow> {
+        use diesel::{
+            dsl::sql,
+            sql_types::{BigInt, Integer},
+            upsert::excluded,
+        };
+        let counted = || {
+            sql::<Integer>("CASE WHEN login_failures.last_failure_at > ")
+                .bind::<BigInt, _>(now - window_ms)
+                .sql(" THEN login_failures.failures + 1 ELSE 1 END")
+        };
+        let row = (
+            login_failures::email_hash.eq(email_hash),
+            login_failures::failures.eq(1),
+            login_failures::last_failure_at.eq(now),
+            login_failures::locked_until.eq(0_i64),
+        );
+        portico_runtime::on_backend!(conn, |c| diesel::insert_into(login_failures::table)
+            .values(row)
+            .on_conflict(login_failures::email_hash)
+            .do_update()
+            .set((
+                login_failures::failures.eq(counted()),
+                login_failures::last_failure_at.eq(excluded(login_failures::last_failure_at)),
+            ))
+            .execute(c))?;
+        login_failures::table
+            .find(email_hash)
+            .select(LoginFailureRow::as_select())
+            .first(conn)
+    }
+
+    /// Locks the address until `until` (never shortening a longer lock).
+    pub fn lock(conn: &mut DbConnection, email_hash: &str, until: i64) -> QueryResult<()> {
+        diesel::update(
+            login_failures::table
+                .find(email_hash)
+                .filter(login_failures::locked_until.lt(until)),
+        )
+        .set(login_failures::locked_until.eq(until))
+        .execute(conn)
+        .map(|_| ())
+    }
+
+    /// Forgets an address's failures (after a successful sign-in or a reset).
+    pub fn clear(conn: &mut DbConnection, email_hash: &str) -> QueryResult<()> {
+        diesel::delete(login_failures::table.find(email_hash))
+            .execute(conn)
+            .map(|_| ())
+    }
+
+    /// Removes rows whose window and lock are over.
+    pub fn purge(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+        diesel::delete(
+            login_failures::table
+                .filter(login_failures::last_failure_at.lt(before))
+                .filter(login_failures::locked_until.lt(before)),
+        )
+        .execute(conn)
     }
 }

@@ -186,6 +186,9 @@ pub async fn upload_optimized(
         let mut part = part.map_err(|e| ApiError::fields([("body", format!("malformed multipart body: {e}"))]))?;
         let name = part.name().unwrap_or_default().to_string();
         match name.as_str() {
+            "file" if file.is_some() => {
+                return Err(ApiError::fields([("file", "send exactly one file part")]));
+            }
             "file" => {
                 let filename = part
                     .content_disposition()
@@ -200,9 +203,6 @@ pub async fn upload_optimized(
                     }
                     buf.extend_from_slice(&chunk);
                 }
-                if file.is_some() {
-                    bad.push(("file".into(), "send exactly one file part".into()));
-                }
                 file = Some((buf.freeze(), filename));
             }
             "connection" => {
@@ -210,7 +210,7 @@ pub async fn upload_optimized(
                 while let Some(chunk) = part.next().await {
                     let chunk = chunk.map_err(|e| ApiError::fields([("connection", e.to_string())]))?;
                     if raw.len() + chunk.len() > 64 {
-                        break;
+                        return Err(ApiError::fields([("connection", CONNECTION_HINT)]));
                     }
                     raw.extend_from_slice(&chunk);
                 }
@@ -220,19 +220,14 @@ pub async fn upload_optimized(
                     None => bad.push(("connection".into(), CONNECTION_HINT.into())),
                 }
             }
+            // Refused at once, unread: an unknown part is never drained (it could be of any
+            // size).
             other => {
-                // Drain it so the stream can move on, then name it.
-                while let Some(chunk) = part.next().await {
-                    chunk.map_err(|e| ApiError::fields([(other.to_string(), e.to_string())]))?;
-                }
-                bad.push((
-                    if other.is_empty() {
-                        "body".into()
-                    } else {
-                        other.to_string()
-                    },
-                    "is not a known part; send `file` and optionally `connection`".into(),
-                ));
+                let field = if other.is_empty() { "body" } else { other };
+                return Err(ApiError::fields([(
+                    field.to_string(),
+                    "is not a known part; send `file` and optionally `connection`".to_string(),
+                )]));
             }
         }
     }
@@ -251,7 +246,7 @@ pub async fn upload_optimized(
         return Err(ApiError::fields(bad));
     };
     let media = state
-        .media()?
+        .media_processing()?
         .upload(outgoing(
             pb::UploadRequest {
                 user_id: user.0.user_id,
@@ -649,14 +644,46 @@ pub async fn tus_patch(
             }
         }
     };
-    let limit = state.config.upload_limit;
+    // Ownership, offset and the remaining length are checked before a byte of the body is
+    // read: a stranger's PATCH, a stale offset or an oversized chunk costs no upload bandwidth.
+    let id = id.into_inner();
+    let current = match upload_state(&state, &user.0, &rid.0, id.clone()).await {
+        Ok(s) => s,
+        Err(e) => return Ok(tus_problem(&e.0, &rid.0)),
+    };
+    if current.offset != offset {
+        let problem = Problem::new(
+            ErrorCode::UploadOffsetMismatch,
+            format!(
+                "Upload-Offset {offset} does not match the upload's offset {}",
+                current.offset
+            ),
+        )
+        .with_details(json!({ "offset": current.offset, "requested": offset }));
+        return Ok(tus_problem(&problem, &rid.0));
+    }
+    let remaining = current.length.saturating_sub(current.offset);
+    let chunk_limit = state.config.chunk_limit as u64;
+    let declared = header_u64(&req, "Content-Length")?;
+    if let Some(n) = declared.filter(|n| *n > chunk_limit) {
+        return Ok(tus_problem(&chunk_over_cap(n, chunk_limit), &rid.0));
+    }
+    if let Some(n) = declared.filter(|n| *n > remaining) {
+        return Ok(tus_problem(&past_length(offset, current.length, n), &rid.0));
+    }
+    let cap = usize::try_from(chunk_limit.min(remaining)).unwrap_or(usize::MAX);
     let mut body = bytes::BytesMut::new();
     let mut dropped = false;
     while let Some(chunk) = payload.next().await {
         match chunk {
             Ok(chunk) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(upload_too_large(limit));
+                if body.len() + chunk.len() > cap {
+                    let problem = if remaining < chunk_limit {
+                        past_length(offset, current.length, (body.len() + chunk.len()) as u64)
+                    } else {
+                        chunk_over_cap((body.len() + chunk.len()) as u64, chunk_limit)
+                    };
+                    return Ok(tus_problem(&problem, &rid.0));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -673,12 +700,20 @@ pub async fn tus_patch(
             "the connection dropped before the checksummed chunk arrived",
         )]));
     }
-    let r = state
-        .media()?
+    // The last chunk runs the image pipeline: it gets the processing deadline, not the
+    // usual one.
+    let completes = offset + body.len() as u64 == current.length;
+    let client = if completes {
+        state.media_processing()?
+    } else {
+        state.media()?
+    };
+    let r = client
+        .clone()
         .append_upload(outgoing(
             pb::AppendUploadRequest {
                 user_id: user.0.user_id,
-                id: id.into_inner(),
+                id,
                 offset,
                 content: body.freeze(),
                 sha256: sha256.into(),
@@ -688,30 +723,49 @@ pub async fn tus_patch(
         .await;
     let r = match r {
         Ok(r) => r.into_inner(),
-        Err(status) => {
-            let problem = Problem::from_status(&status);
-            let mut res = crate::envelope::problem_response(&problem, &rid.0);
-            let headers = res.headers_mut();
-            headers.insert(
-                header::HeaderName::from_static("tus-resumable"),
-                HeaderValue::from_static(TUS_VERSION),
-            );
-            if let Some(current) = problem
-                .details
-                .as_ref()
-                .and_then(|d| d.get("currentOffset").or_else(|| d.get("offset")))
-                .and_then(Value::as_u64)
-                && let Ok(v) = HeaderValue::from_str(&current.to_string())
-            {
-                headers.insert(header::HeaderName::from_static("upload-offset"), v);
-            }
-            return Ok(res);
-        }
+        Err(status) => return Ok(tus_problem(&Problem::from_status(&status), &rid.0)),
     };
     let s = r.state.unwrap_or_default();
     let mut res = HttpResponse::NoContent();
     upload_headers(&mut res, &s);
     Ok(res.finish())
+}
+
+/// A tus error: the envelope, with `Tus-Resumable` and, when the problem names it, the
+/// offset to resume from.
+fn tus_problem(problem: &Problem, rid: &str) -> HttpResponse {
+    let mut res = crate::envelope::problem_response(problem, rid);
+    let headers = res.headers_mut();
+    headers.insert(
+        header::HeaderName::from_static("tus-resumable"),
+        HeaderValue::from_static(TUS_VERSION),
+    );
+    if let Some(current) = problem
+        .details
+        .as_ref()
+        .and_then(|d| d.get("currentOffset").or_else(|| d.get("offset")))
+        .and_then(Value::as_u64)
+        && let Ok(v) = HeaderValue::from_str(&current.to_string())
+    {
+        headers.insert(header::HeaderName::from_static("upload-offset"), v);
+    }
+    res
+}
+
+fn chunk_over_cap(chunk: u64, max: u64) -> Problem {
+    Problem::new(
+        ErrorCode::PayloadTooLarge,
+        format!("a chunk of {chunk} bytes is over the cap of {max} bytes per append; send smaller chunks"),
+    )
+    .with_details(json!({ "chunk": chunk, "maxChunkBytes": max }))
+}
+
+fn past_length(offset: u64, length: u64, chunk: u64) -> Problem {
+    Problem::new(
+        ErrorCode::PayloadTooLarge,
+        format!("{chunk} bytes at offset {offset} run past the Upload-Length of {length}"),
+    )
+    .with_details(json!({ "offset": offset, "length": length, "remaining": length.saturating_sub(offset) }))
 }
 
 /// DELETE /mobile/uploads/{id}: termination.

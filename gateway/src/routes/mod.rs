@@ -9,26 +9,22 @@ pub mod media;
 pub mod ops;
 pub mod workflow;
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest,
+    body::BoxBody,
+    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform},
+    middleware::from_fn,
+    web,
+};
 use futures_util::future::{Ready, ready};
 use portico_runtime::ErrorCode;
 
+pub use crate::middleware::{Access, Budget, RoutePolicy};
 use crate::{
     auth::{Principal, Role},
     envelope::{ApiError, ApiResult},
-    middleware::{Caller, RequestId},
+    middleware::{Caller, RequestId, gate},
 };
-
-/// Who may call a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone (authenticated callers get their own rate tier).
-    Anonymous,
-    /// A signed-in user or API key.
-    User,
-    /// An admin.
-    Admin,
-}
 
 /// One documented route.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +35,8 @@ pub struct RouteDoc {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// Which budget its calls spend.
+    pub budget: Budget,
     /// OpenAPI tag.
     pub tag: &'static str,
     /// One-line summary.
@@ -59,70 +57,100 @@ mod verbs {
     }
 }
 
+/// The gate of one route, by its policy.
+pub fn gated<S>(
+    policy: RoutePolicy,
+) -> impl Transform<S, ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error, InitError = ()> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> + 'static,
+{
+    from_fn(move |req, next| gate(policy, req, next))
+}
+
+/// The API under `prefix` (`/v1`, or the deprecated `/api` alias when `legacy`): every route
+/// behind its own gate, and so are the scope's 404 and 405 answers.
+pub fn api_scope(prefix: &str, legacy: bool) -> actix_web::Scope {
+    web::scope(prefix)
+        .configure(move |cfg| configure_api(cfg, legacy))
+        .default_service(web::to(not_found).wrap(gated(RoutePolicy::anonymous(legacy))))
+}
+
 macro_rules! api_routes {
-    ($( $method:ident $path:literal => $handler:path, $access:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
-        /// Registers every public route (mounted under `/v1` and `/api`).
-        pub fn configure_api(cfg: &mut web::ServiceConfig) {
-            $( cfg.route($path, verbs::$method().to($handler)); )*
-            // A known path with another method answers 405, not 404.
+    ($( $method:ident $path:literal => $handler:path, $access:ident, $budget:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
+        /// Registers every public route of one scope.
+        fn configure_api(cfg: &mut web::ServiceConfig, legacy: bool) {
+            $( cfg.route($path, verbs::$method().to($handler).wrap(gated(RoutePolicy {
+                access: Access::$access,
+                budget: Budget::$budget,
+                legacy,
+            }))); )*
+            // A known path with another method answers 405, not 404 (through the gate too).
             let mut seen = std::collections::BTreeSet::new();
-            $( if seen.insert($path) { cfg.route($path, web::route().to(method_not_allowed)); } )*
+            $( if seen.insert($path) {
+                cfg.route($path, web::route().to(method_not_allowed).wrap(gated(RoutePolicy::anonymous(legacy))));
+            } )*
         }
 
         /// The public routes, for the OpenAPI document.
         pub const API_ROUTES: &[RouteDoc] = &[
-            $( RouteDoc { method: stringify!($method), path: $path, access: Access::$access, tag: $tag, summary: $summary, body: $body }, )*
+            $( RouteDoc { method: stringify!($method), path: $path, access: Access::$access, budget: Budget::$budget, tag: $tag, summary: $summary, body: $body }, )*
         ];
     };
 }
 
 api_routes! {
-    post "/auth/signup" => auth::signup, Anonymous, "auth", Some("Credentials"), "Create an account (email + password) and sign in";
-    post "/auth/login" => auth::login, Anonymous, "auth", Some("Credentials"), "Sign in: access JWT (15 min) and refresh token";
-    post "/auth/refresh" => auth::refresh, Anonymous, "auth", Some("RefreshRequest"), "Rotate the refresh token; a replayed token revokes its session";
-    post "/auth/logout" => auth::logout, User, "auth", Some("LogoutRequest"), "Revoke the session and its access token";
-    get "/auth/me" => auth::me, User, "auth", None, "The caller: id, email, role, plan tier, beta level";
-    delete "/auth/me" => auth::delete_me, User, "auth", None, "Delete the caller's account";
-    post "/auth/api-keys" => auth::create_api_key, User, "auth", Some("CreateApiKey"), "Create an API key (shown once)";
-    get "/auth/api-keys" => auth::list_api_keys, User, "auth", None, "List the caller's API keys";
-    delete "/auth/api-keys/{id}" => auth::delete_api_key, User, "auth", None, "Revoke an API key";
-    put "/admin/users/{id}/tier" => auth::set_tier, Admin, "admin", Some("SetTier"), "Set a user's plan tier";
+    post "/auth/signup" => auth::signup, Anonymous, Api, "auth", Some("Credentials"), "Create an account (email + password) and sign in";
+    post "/auth/login" => auth::login, Anonymous, Api, "auth", Some("Credentials"), "Sign in: access JWT (15 min) and refresh token";
+    post "/auth/refresh" => auth::refresh, Anonymous, Api, "auth", Some("RefreshRequest"), "Rotate the refresh token; a replayed token revokes its session";
+    post "/auth/logout" => auth::logout, User, Api, "auth", Some("LogoutRequest"), "Revoke the session and its access token";
+    get "/auth/me" => auth::me, User, Api, "auth", None, "The caller: id, email, role, plan tier, beta level";
+    delete "/auth/me" => auth::delete_me, Fresh, Api, "auth", None, "Delete the caller's account and erase their data in every service (needs a fresh password sign-in)";
+    post "/auth/verify-email" => auth::verify_email, Anonymous, Api, "auth", Some("TokenRequest"), "Verify the address with the mailed token (single use, 24 h)";
+    post "/auth/resend-verification" => auth::resend_verification, User, Api, "auth", None, "Mail a new verification link (at most once a minute)";
+    post "/auth/forgot-password" => auth::forgot_password, Anonymous, Api, "auth", Some("ForgotPassword"), "Mail a password-reset link; answers the same whether or not the address has an account";
+    post "/auth/reset-password" => auth::reset_password, Anonymous, Api, "auth", Some("ResetPassword"), "Set a new password with the mailed token (single use, 1 h); ends every session";
+    post "/auth/change-password" => auth::change_password, Fresh, Api, "auth", Some("ChangePassword"), "Change the password (needs a fresh password sign-in); ends every other session";
+    post "/auth/api-keys" => auth::create_api_key, Fresh, Api, "auth", Some("CreateApiKey"), "Create an API key with scopes read/write/admin (shown once; needs a fresh password sign-in)";
+    get "/auth/api-keys" => auth::list_api_keys, User, Api, "auth", None, "List the caller's API keys";
+    delete "/auth/api-keys/{id}" => auth::delete_api_key, User, Api, "auth", None, "Revoke an API key";
+    put "/admin/users/{id}/tier" => auth::set_tier, Admin, Api, "admin", Some("SetTier"), "Set a user's plan tier";
+    put "/admin/users/{id}/role" => auth::set_role, Admin, Api, "admin", Some("SetRole"), "Grant or revoke admin (the last admin cannot be demoted)";
 
-    post "/beta/validate-invite" => beta::validate_invite, Anonymous, "beta", Some("InviteCodeRequest"), "Check an invitation code without using it";
-    post "/beta/join" => beta::join, User, "beta", Some("InviteCodeRequest"), "Join the beta or raise the caller's level";
-    get "/beta/user-access" => beta::user_access, User, "beta", None, "The caller's level, feature flags and join time";
-    post "/beta/analytics" => beta::analytics, User, "beta", Some("AnalyticsEvents"), "Record one feature-usage event or a batch of up to 100";
-    post "/admin/beta/invite-codes" => beta::create_code, Admin, "beta-admin", Some("CreateInviteCode"), "Create an invitation code (generated when omitted)";
-    get "/admin/beta/invite-codes" => beta::list_codes, Admin, "beta-admin", None, "List invitation codes (paginated)";
-    get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, "beta-admin", None, "One invitation code";
-    patch "/admin/beta/invite-codes/{code}" => beta::update_code, Admin, "beta-admin", Some("UpdateInviteCode"), "Deactivate a code or change its uses or expiry";
-    get "/admin/beta/users" => beta::list_users, Admin, "beta-admin", None, "List beta members (paginated)";
-    put "/admin/beta/users/{userId}" => beta::set_user_level, Admin, "beta-admin", Some("SetLevel"), "Set a member's access level";
-    get "/admin/beta/features" => beta::features, Admin, "beta-admin", None, "The feature → minimum level table";
-    put "/admin/beta/features" => beta::set_features, Admin, "beta-admin", Some("FeatureTable"), "Replace the feature table";
-    get "/admin/beta/analytics/summary" => beta::summary, Admin, "beta-admin", None, "Events per feature, unique users, per level";
+    post "/beta/validate-invite" => beta::validate_invite, Anonymous, Api, "beta", Some("InviteCodeRequest"), "Check an invitation code without using it";
+    post "/beta/join" => beta::join, User, Api, "beta", Some("InviteCodeRequest"), "Join the beta or raise the caller's level";
+    get "/beta/user-access" => beta::user_access, User, Api, "beta", None, "The caller's level, feature flags and join time";
+    post "/beta/analytics" => beta::analytics, User, Api, "beta", Some("AnalyticsEvents"), "Record one feature-usage event or a batch of up to 100";
+    post "/admin/beta/invite-codes" => beta::create_code, Admin, Api, "beta-admin", Some("CreateInviteCode"), "Create an invitation code (generated when omitted)";
+    get "/admin/beta/invite-codes" => beta::list_codes, Admin, Api, "beta-admin", None, "List invitation codes (paginated)";
+    get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, Api, "beta-admin", None, "One invitation code";
+    patch "/admin/beta/invite-codes/{code}" => beta::update_code, Admin, Api, "beta-admin", Some("UpdateInviteCode"), "Deactivate a code or change its uses or expiry";
+    get "/admin/beta/users" => beta::list_users, Admin, Api, "beta-admin", None, "List beta members (paginated)";
+    put "/admin/beta/users/{userId}" => beta::set_user_level, Admin, Api, "beta-admin", Some("SetLevel"), "Set a member's access level";
+    get "/admin/beta/features" => beta::features, Admin, Api, "beta-admin", None, "The feature → minimum level table";
+    put "/admin/beta/features" => beta::set_features, Admin, Api, "beta-admin", Some("FeatureTable"), "Replace the feature table";
+    get "/admin/beta/analytics/summary" => beta::summary, Admin, Api, "beta-admin", None, "Events per feature, unique users, per level";
 
-    get "/mobile/upload-config" => media::upload_config, Anonymous, "media", None, "Upload settings for a network: `?connection=slow-2g|2g|3g|4g|wifi[&downlinkMbps=&rttMs=]`";
-    post "/mobile/upload-optimized" => media::upload_optimized, User, "media", Some("Upload"), "Upload an image (multipart `file`): original plus thumbnail/small/medium/large in JPEG and WebP";
-    get "/media/{id}" => media::get, User, "media", None, "An uploaded image's metadata and variants";
-    get "/media/{id}/{variant}" => media::variant, User, "media", None, "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
-    delete "/media/{id}" => media::delete, User, "media", None, "Delete an image and every variant";
-    options "/mobile/uploads" => media::tus_options, Anonymous, "uploads", None, "tus 1.0 discovery: version, extensions, max size";
-    post "/mobile/uploads" => media::tus_create, User, "uploads", None, "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
-    head "/mobile/uploads/{id}" => media::tus_head, User, "uploads", None, "tus: the stored `Upload-Offset`";
-    get "/mobile/uploads/{id}" => media::tus_status, User, "uploads", None, "An upload's offset, length, expiry and (once complete) media id, as JSON";
-    patch "/mobile/uploads/{id}" => media::tus_patch, User, "uploads", None, "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
-    delete "/mobile/uploads/{id}" => media::tus_delete, User, "uploads", None, "tus termination";
-    options "/mobile/uploads/{id}" => media::tus_options, Anonymous, "uploads", None, "tus 1.0 discovery";
-    post "/mobile/analytics" => media::analytics, User, "media", Some("ClientEvents"), "Record up to 100 client timing events (upload, screen, api)";
-    get "/mobile/performance" => media::performance, User, "media", None, "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
+    get "/mobile/upload-config" => media::upload_config, Anonymous, Api, "media", None, "Upload settings for a network: `?connection=slow-2g|2g|3g|4g|wifi[&downlinkMbps=&rttMs=]`";
+    post "/mobile/upload-optimized" => media::upload_optimized, User, Api, "media", Some("Upload"), "Upload an image (multipart `file`): original plus thumbnail/small/medium/large in JPEG and WebP";
+    get "/media/{id}" => media::get, User, Api, "media", None, "An uploaded image's metadata and variants";
+    get "/media/{id}/{variant}" => media::variant, User, Api, "media", None, "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
+    delete "/media/{id}" => media::delete, User, Api, "media", None, "Delete an image and every variant";
+    options "/mobile/uploads" => media::tus_options, Anonymous, Api, "uploads", None, "tus 1.0 discovery: version, extensions, max size";
+    post "/mobile/uploads" => media::tus_create, User, Api, "uploads", None, "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
+    head "/mobile/uploads/{id}" => media::tus_head, User, Api, "uploads", None, "tus: the stored `Upload-Offset`";
+    get "/mobile/uploads/{id}" => media::tus_status, User, Api, "uploads", None, "An upload's offset, length, expiry and (once complete) media id, as JSON";
+    patch "/mobile/uploads/{id}" => media::tus_patch, User, Chunks, "uploads", None, "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
+    delete "/mobile/uploads/{id}" => media::tus_delete, User, Api, "uploads", None, "tus termination";
+    options "/mobile/uploads/{id}" => media::tus_options, Anonymous, Api, "uploads", None, "tus 1.0 discovery";
+    post "/mobile/analytics" => media::analytics, User, Api, "media", Some("ClientEvents"), "Record up to 100 client timing events (upload, screen, api)";
+    get "/mobile/performance" => media::performance, User, Api, "media", None, "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
 
-    post "/workflows/analyze" => workflow::analyze, User, "workflows", Some("Workflow"), "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
-    get "/workflows/history" => workflow::history, User, "workflows", None, "The caller's analyses, newest first (`?limit=&cursor=`)";
-    get "/workflows/analyses/{id}" => workflow::get, User, "workflows", None, "One of the caller's analyses (plan tier applies)";
-    delete "/workflows/analyses/{id}" => workflow::delete, User, "workflows", None, "Delete one of the caller's analyses";
-    get "/workflows/rules" => workflow::rules, Anonymous, "workflows", None, "The rule catalogue: id, severity, title, description, score weight";
-    get "/workflows/schema" => workflow::schema, Anonymous, "workflows", None, "JSON Schema of the workflow document";
+    post "/workflows/analyze" => workflow::analyze, User, Api, "workflows", Some("Workflow"), "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
+    get "/workflows/history" => workflow::history, User, Api, "workflows", None, "The caller's analyses, newest first (`?limit=&cursor=`)";
+    get "/workflows/analyses/{id}" => workflow::get, User, Api, "workflows", None, "One of the caller's analyses (plan tier applies)";
+    delete "/workflows/analyses/{id}" => workflow::delete, User, Api, "workflows", None, "Delete one of the caller's analyses";
+    get "/workflows/rules" => workflow::rules, Anonymous, Api, "workflows", None, "The rule catalogue: id, severity, title, description, score weight";
+    get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", None, "JSON Schema of the workflow document";
 }
 
 async fn method_not_allowed() -> ApiResult {
@@ -182,7 +210,8 @@ impl FromRequest for Admin {
     }
 }
 
-fn unauthorized() -> ApiError {
+/// 401 for a route that needs a signed-in caller.
+pub fn unauthorized() -> ApiError {
     ApiError::new(
         ErrorCode::Unauthorized,
         "sign in: send `Authorization: Bearer <access token>` or `X-API-Key`",

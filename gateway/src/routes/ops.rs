@@ -1,13 +1,16 @@
 //! Gateway-owned endpoints: health, readiness, metrics, OpenAPI and its UI, JWKS, cache stats.
 
-use std::time::Instant;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use actix_web::{HttpResponse, http::header, web};
 use portico_proto::ops::v1 as ops;
 use portico_runtime::grpc::outgoing;
 use serde_json::{Map, Value, json};
 
-use super::{API_ROUTES, Access, Admin, Rid};
+use super::{API_ROUTES, Access, Rid};
 use crate::{
     AppState,
     envelope::{ApiResult, ok},
@@ -18,11 +21,19 @@ pub async fn live() -> HttpResponse {
     ok(json!({ "status": "ok" }))
 }
 
-/// GET /health — liveness with the version.
+/// GET /health — liveness; says nothing about the inside (versions and dependencies are in
+/// `/health/detailed`, for operators).
 pub async fn health() -> HttpResponse {
-    ok(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    ok(json!({ "status": "ok" }))
 }
 
+/// Deadline of one dependency probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one report answers every caller.
+const REPORT_TTL: Duration = Duration::from_secs(1);
+
+/// One dependency's state.
+#[derive(Clone, Debug)]
 struct Check {
     name: String,
     healthy: bool,
@@ -30,99 +41,121 @@ struct Check {
     detail: Value,
 }
 
-async fn checks(state: &AppState, rid: &str, detailed: bool) -> Vec<Check> {
-    let mut out = Vec::new();
-    let started = Instant::now();
-    let db = state.db.ping().await;
-    out.push(Check {
-        name: format!("database ({})", state.db.backend().as_str()),
-        healthy: db.is_ok(),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        detail: db
-            .err()
-            .map(|e| json!({ "error": e.to_string() }))
-            .unwrap_or(Value::Null),
-    });
-    match &state.redis {
-        Some(redis) => {
-            let started = Instant::now();
-            let r = redis.ping().await;
-            out.push(Check {
-                name: "redis".into(),
-                healthy: r.is_ok(),
-                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                detail: r.err().map(|e| json!({ "error": e })).unwrap_or(Value::Null),
-            });
+/// What the probes found, shared for [`REPORT_TTL`]: a burst of callers costs one round of
+/// probes, and callers that arrive during a round wait for it instead of starting another.
+#[derive(Default)]
+pub struct HealthCache(tokio::sync::Mutex<Option<(Instant, Arc<Vec<Check>>)>>);
+
+impl HealthCache {
+    async fn report(&self, state: &AppState, rid: &str) -> Arc<Vec<Check>> {
+        let mut slot = self.0.lock().await;
+        if let Some((at, report)) = slot.as_ref()
+            && at.elapsed() < REPORT_TTL
+        {
+            return Arc::clone(report);
         }
-        None => out.push(Check {
-            name: "cache (in-memory)".into(),
-            healthy: true,
-            latency_ms: 0.0,
-            detail: Value::Null,
-        }),
+        let report = Arc::new(probe_all(state, rid).await);
+        *slot = Some((Instant::now(), Arc::clone(&report)));
+        report
     }
-    for (name, client) in &state.services {
-        let started = Instant::now();
-        let r = client.clone().info(outgoing(ops::InfoRequest {}, rid)).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> (Result<T, String>, f64) {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(PROBE_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_string()),
+    };
+    (outcome, started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Probes the database, Redis and every service side by side, each under its own deadline.
+async fn probe_all(state: &AppState, rid: &str) -> Vec<Check> {
+    let database = async {
+        let (r, latency_ms) = timed(state.db.ping()).await;
+        Check {
+            name: format!("database ({})", state.db.backend().as_str()),
+            healthy: r.is_ok(),
+            latency_ms,
+            detail: r.err().map(|e| json!({ "error": e })).unwrap_or(Value::Null),
+        }
+    };
+    let redis = async {
+        match &state.redis {
+            Some(redis) => {
+                let (r, latency_ms) = timed(redis.ping()).await;
+                Check {
+                    name: "redis".into(),
+                    healthy: r.is_ok(),
+                    latency_ms,
+                    detail: r.err().map(|e| json!({ "error": e })).unwrap_or(Value::Null),
+                }
+            }
+            None => Check {
+                name: "cache (in-memory)".into(),
+                healthy: true,
+                latency_ms: 0.0,
+                detail: Value::Null,
+            },
+        }
+    };
+    let services = futures_util::future::join_all(state.services.iter().map(|(name, client)| async move {
+        let mut client = client.clone();
+        let (r, latency_ms) = timed(client.info(outgoing(ops::InfoRequest {}, rid))).await;
         let (healthy, detail) = match r {
             Ok(info) => {
                 let info = info.into_inner();
-                let deps_ok = info.dependencies.iter().all(|d| d.healthy);
-                let detail = if detailed {
-                    json!({
-                        "version": info.version,
-                        "startedAt": chrono::DateTime::from_timestamp_millis(info.started_at_ms).map(|d| d.to_rfc3339()),
-                        "dependencies": info.dependencies.iter().map(|d| json!({
-                            "name": d.name, "status": if d.healthy { "up" } else { "down" },
-                            "latencyMs": d.latency_ms, "error": if d.detail.is_empty() { Value::Null } else { Value::String(d.detail.clone()) },
-                        })).collect::<Vec<_>>(),
-                    })
-                } else {
-                    Value::Null
-                };
-                (deps_ok, detail)
+                let detail = json!({
+                    "version": info.version,
+                    "startedAt": chrono::DateTime::from_timestamp_millis(info.started_at_ms).map(|d| d.to_rfc3339()),
+                    "dependencies": info.dependencies.iter().map(|d| json!({
+                        "name": d.name, "status": if d.healthy { "up" } else { "down" },
+                        "latencyMs": d.latency_ms, "error": if d.detail.is_empty() { Value::Null } else { Value::String(d.detail.clone()) },
+                    })).collect::<Vec<_>>(),
+                });
+                (info.dependencies.iter().all(|d| d.healthy), detail)
             }
-            Err(status) => (false, json!({ "error": status.message() })),
+            Err(e) => (false, json!({ "error": e })),
         };
-        out.push(Check {
+        Check {
             name: (*name).to_string(),
             healthy,
             latency_ms,
             detail,
-        });
-    }
+        }
+    }));
+    let (database, redis, services) = futures_util::join!(database, redis, services);
+    let mut out = vec![database, redis];
+    out.extend(services);
     out
 }
 
-/// GET /ready — 200 when the database, the cache and every service answer, else 503.
+/// GET /ready — 200 while the gateway's own database answers and it is not shutting down;
+/// else 503. A Redis or service outage does not fail it: the limiter and caches degrade,
+/// and pulling every replica out of the load balancer would turn a partial outage into a
+/// total one. Says nothing internal.
 pub async fn ready(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
-    let checks = checks(&state, &rid.0, false).await;
-    let ready = checks.iter().all(|c| c.healthy);
-    let body: Map<String, Value> = checks
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                Value::String(if c.healthy { "up" } else { "down" }.into()),
-            )
-        })
-        .collect();
-    if ready {
-        ok(json!({ "status": "ready", "checks": body }))
+    let draining = state.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let database = !draining && timed(state.db.ping()).await.0.is_ok();
+    if database {
+        ok(json!({ "status": "ready" }))
     } else {
         let problem = portico_runtime::Problem::new(portico_runtime::ErrorCode::ServiceUnavailable, "not ready")
-            .with_details(json!({ "status": "not_ready", "checks": body }));
+            .with_details(json!({ "status": if draining { "draining" } else { "not_ready" } }));
         crate::envelope::problem_response(&problem, &rid.0)
     }
 }
 
-/// GET /health/detailed — every dependency and service with status, latency and version.
+/// GET /health/detailed — operators: every dependency and service with status, latency,
+/// version and error (admin listener, or admin auth on the API port).
 pub async fn detailed(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
-    let checks = checks(&state, &rid.0, true).await;
+    let checks = state.health.report(&state, &rid.0).await;
     let healthy = checks.iter().all(|c| c.healthy);
     let items: Vec<Value> = checks
-        .into_iter()
+        .iter()
         .map(|c| json!({ "name": c.name, "status": if c.healthy { "up" } else { "down" }, "latencyMs": c.latency_ms, "detail": c.detail }))
         .collect();
     ok(json!({
@@ -147,8 +180,8 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .json(state.auth.jwks())
 }
 
-/// GET /internal/cache-stats — admin: the gateway's and every service's caches, per layer.
-pub async fn cache_stats(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> ApiResult {
+/// GET /internal/cache-stats — operators: the gateway's and every service's caches, per layer.
+pub async fn cache_stats(state: web::Data<AppState>, rid: Rid) -> ApiResult {
     let mut processes = vec![json!({ "process": "gateway", "caches": state.caches.stats() })];
     for (name, client) in &state.services {
         match client.clone().info(outgoing(ops::InfoRequest {}, &rid.0)).await {
@@ -208,6 +241,8 @@ pub fn openapi() -> Value {
             match r.access {
                 Access::Anonymous => op["security"] = json!([{}, { "bearer": [] }, { "apiKey": [] }]),
                 Access::User | Access::Admin => op["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]),
+                // A fresh password sign-in: an access token, never an API key.
+                Access::Fresh => op["security"] = json!([{ "bearer": [] }]),
             }
             if r.access == Access::Admin {
                 op["summary"] = json!(format!("{} (admin)", r.summary));

@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod auth;
 mod beta;
+mod edge;
 mod input;
 mod media;
 mod ops;

@@ -11,7 +11,7 @@ use sha2::Digest;
 
 use crate::{
     each_backend,
-    support::{Options, Reply, Stack, reply},
+    support::{Options, Stack, png, reply, upload},
 };
 
 /// A JPEG of `w`×`h` with a gradient, so it compresses like a photo rather than a flat fill.
@@ -22,15 +22,6 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut out, image::ImageFormat::Jpeg)
-        .unwrap();
-    out.into_inner()
-}
-
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbaImage::from_pixel(w, h, image::Rgba([10, 200, 30, 255]));
-    let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgba8(img)
-        .write_to(&mut out, image::ImageFormat::Png)
         .unwrap();
     out.into_inner()
 }
@@ -59,23 +50,6 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
-}
-
-async fn upload(s: &Stack, token: &str, file: Vec<u8>, extra: &[(&str, &str)]) -> Reply {
-    let mut form =
-        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(file).file_name("photo.jpg"));
-    for (k, v) in extra {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    let res = s
-        .http
-        .post(s.url("/v1/mobile/upload-optimized"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    reply(res).await
 }
 
 each_backend!(upload_config_answers_each_network_and_names_unknown_ones, |backend| {

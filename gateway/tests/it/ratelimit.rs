@@ -47,6 +47,7 @@ async fn anonymous_callers_are_limited_per_ip_and_paid_tiers_get_more() {
     // Signing up is itself anonymous and limited: do it first.
     let (user, _, user_id) = s.signup("pro@example.com").await;
     let (admin, _, _) = s.signup(crate::support::ADMIN).await;
+    s.grant(crate::support::ADMIN).await;
     let mut statuses = Vec::new();
     for _ in 0..2 {
         statuses.push(

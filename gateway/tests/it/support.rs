@@ -10,9 +10,18 @@ use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-internal-token-0123456789";
 pub const ADMIN: &str = "admin@example.com";
+/// The key-encryption key of every test gateway (32 bytes of 0x2a, base64).
+pub const KEK: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+/// The tests' key-encryption key.
+pub fn kek() -> portico_gateway::auth::sealing::Kek {
+    portico_gateway::auth::sealing::Kek::from_base64(KEK).unwrap()
+}
 
 pub struct Stack {
     pub gateways: Vec<portico_gateway::Running>,
+    /// The SMTP server the gateways mail to.
+    pub smtp: portico_testkit::SmtpSink,
     _beta: portico_beta::Running,
     _workflow: portico_workflow::Running,
     _media: portico_media::Running,
@@ -147,6 +156,7 @@ impl Stack {
         let media = portico_media::start_on(listener, config, services_stop.clone())
             .await
             .unwrap();
+        let smtp = portico_testkit::SmtpSink::start();
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -155,7 +165,9 @@ impl Stack {
                 ("PORTICO_BETA_URL", format!("http://{}", beta.addr)),
                 ("PORTICO_WORKFLOW_URL", format!("http://{}", workflow.addr)),
                 ("PORTICO_MEDIA_URL", format!("http://{}", media.addr)),
-                ("PORTICO_ADMIN_EMAILS", ADMIN.to_string()),
+                ("PORTICO_KEY_ENCRYPTION_KEY", KEK.to_string()),
+                ("PORTICO_ADMIN_ADDR", "127.0.0.1:0".to_string()),
+                ("PORTICO_SMTP_URL", smtp.url()),
                 ("PORTICO_HTTP_WORKERS", "2".to_string()),
                 // Generous limits unless a test sets its own.
                 ("PORTICO_RATE_ANON_PER_MIN", "100000".to_string()),
@@ -176,6 +188,7 @@ impl Stack {
         let gateway_db = gw_db.url.clone();
         Stack {
             gateways,
+            smtp,
             _beta: beta,
             _workflow: workflow,
             _media: media,
@@ -248,6 +261,19 @@ impl Stack {
         reply(req.send().await.unwrap()).await
     }
 
+    /// POSTs a multipart form as `token`.
+    pub async fn post_form(&self, path: &str, token: &str, form: reqwest::multipart::Form) -> Reply {
+        let res = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        reply(res).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(Method::GET, path, token, None).await
     }
@@ -274,9 +300,104 @@ impl Stack {
         )
     }
 
+    /// Signs up the admin and makes them one as an operator would (`portico admin grant`).
     pub async fn admin(&self) -> String {
-        self.signup(ADMIN).await.0
+        let token = self.signup(ADMIN).await.0;
+        self.grant(ADMIN).await;
+        token
     }
+
+    /// Grants admin to an existing account, on the gateway database, as `portico admin grant` does.
+    pub async fn grant(&self, email: &str) {
+        let config = &self.gateways[0].state.config;
+        portico_gateway::admin::set_role(config, email, portico_gateway::auth::Role::Admin)
+            .await
+            .unwrap();
+        // Without Redis the running gateways hold the old record in memory for a while.
+        for gw in &self.gateways {
+            gw.state.auth.forget_user(email).await;
+        }
+    }
+
+    /// The gateway's Prometheus text, from the operators' listener.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.admin_url(0, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A direct connection to the gateway's database (what an attacker with a dump sees, or
+    /// a test moving time forward).
+    pub fn gateway_conn(&self) -> portico_runtime::db::DbConnection {
+        use diesel::Connection;
+        match self.gateway_db.strip_prefix("sqlite://") {
+            Some(path) => portico_runtime::db::DbConnection::Sqlite(diesel::SqliteConnection::establish(path).unwrap()),
+            None => portico_runtime::db::DbConnection::Postgresql(
+                diesel::PgConnection::establish(&self.gateway_db).unwrap(),
+            ),
+        }
+    }
+
+    /// The mailed token (`pmt_…`) of the `n`-th message the gateways sent, waiting for it.
+    pub fn mailed_token(&self, n: usize) -> (portico_testkit::Received, String) {
+        let messages = self.smtp.wait_for(n + 1, std::time::Duration::from_secs(10));
+        let message = messages
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| panic!("mail {n} never came: {messages:?}"));
+        let text = message.text();
+        let start = text.find("pmt_").unwrap_or_else(|| panic!("no token in {text}"));
+        let token: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        (message, token)
+    }
+
+    /// How many files the media service's object store holds.
+    pub fn media_files(&self) -> usize {
+        fn count(dir: &std::path::Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        count(&self.media_dir)
+    }
+
+    /// The URL of gateway `gw`'s operators' listener.
+    pub fn admin_url(&self, gw: usize, path: &str) -> String {
+        format!("http://{}{path}", self.gateways[gw].admin_addr.unwrap())
+    }
+}
+
+/// A PNG of `w` × `h` pixels.
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_pixel(w, h, image::Rgba([10, 200, 30, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Uploads `file` as the multipart `file` part, with `extra` text parts.
+pub async fn upload(s: &Stack, token: &str, file: Vec<u8>, extra: &[(&str, &str)]) -> Reply {
+    let mut form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(file).file_name("photo.jpg"));
+    for (k, v) in extra {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    s.post_form("/v1/mobile/upload-optimized", token, form).await
 }
 
 /// The decoded header of a JWT.

@@ -55,19 +55,28 @@ async fn a_request_is_one_trace_from_the_client_through_the_service() {
     .unwrap();
     let guard = portico_runtime::telemetry::init("portico-test", &common).unwrap();
 
-    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
-    let (token, _, _) = s.signup("traced@example.com").await;
+    // Behind a trusted proxy the caller's trace is continued.
+    let proxied = Stack::with(
+        crate::support::Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_TRUSTED_PROXIES", "127.0.0.1/32"),
+    )
+    .await;
+    // Straight from a public client it is not: a client must not decide what is sampled.
+    let public = Stack::start(portico_testkit::Backend::Sqlite).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
-    let res = s
-        .http
-        .get(s.url("/v1/beta/user-access"))
-        .bearer_auth(&token)
-        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let untrusted_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    for (s, trace) in [(&proxied, trace_id), (&public, untrusted_trace)] {
+        let (token, _, _) = s.signup("traced@example.com").await;
+        let res = s
+            .http
+            .get(s.url("/v1/beta/user-access"))
+            .bearer_auth(&token)
+            .header("traceparent", format!("00-{trace}-{client_span}-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
     drop(guard); // flushes the batch exporter
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -76,15 +85,28 @@ async fn a_request_is_one_trace_from_the_client_through_the_service() {
         let ours: Vec<_> = spans.iter().filter(|s| hex::encode(&s.trace_id) == trace_id).collect();
         let http = ours.iter().find(|s| s.name == "GET /v1/beta/user-access");
         let grpc = ours.iter().find(|s| s.name == "beta/GetUserAccess");
-        if let (Some(http), Some(grpc)) = (http, grpc) {
+        let linked = spans.iter().find(|s| {
+            s.name == "GET /v1/beta/user-access" && s.links.iter().any(|l| hex::encode(&l.trace_id) == untrusted_trace)
+        });
+        if let (Some(http), Some(grpc), Some(linked)) = (http, grpc, linked) {
             assert_eq!(
                 hex::encode(&http.parent_span_id),
                 client_span,
-                "the gateway continues the client's trace"
+                "the gateway continues a trusted proxy's trace"
             );
             assert_eq!(
                 grpc.parent_span_id, http.span_id,
                 "the service's span is a child of the gateway's"
+            );
+            assert_ne!(
+                hex::encode(&linked.trace_id),
+                untrusted_trace,
+                "a public caller starts no trace of ours"
+            );
+            assert!(linked.parent_span_id.is_empty(), "the gateway's span is a root");
+            assert!(
+                !spans.iter().any(|s| hex::encode(&s.trace_id) == untrusted_trace),
+                "nothing is recorded under the public caller's trace id"
             );
             break;
         }

@@ -1,9 +1,8 @@
 //! Hostile and stale access tokens.
 
 use base64::Engine;
-use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 use portico_gateway::auth::crypto::{AccessClaims, KeyRing, SigningKey};
-use portico_runtime::db::DbConnection;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -13,20 +12,38 @@ fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-/// The gateway's active signing key, read from its database.
-fn active_key(db_url: &str) -> SigningKey {
+/// The gateway's active signing key, read from its database and opened with the test KEK
+/// (an attacker with the database alone cannot: see `signing_keys_are_sealed_at_rest`).
+fn active_key(s: &Stack) -> SigningKey {
     use portico_gateway::auth::store::schema::signing_keys::dsl::*;
-    let mut conn = match db_url.strip_prefix("sqlite://") {
-        Some(path) => DbConnection::Sqlite(diesel::SqliteConnection::establish(path).unwrap()),
-        None => DbConnection::Postgresql(diesel::PgConnection::establish(db_url).unwrap()),
-    };
     let (k, private, created): (String, String, i64) = signing_keys
         .filter(retired_at.is_null())
         .select((kid, private_key, created_at))
-        .first(&mut conn)
+        .first(&mut s.gateway_conn())
         .unwrap();
-    SigningKey::from_pkcs8(k, &hex::decode(private).unwrap(), created).unwrap()
+    let der = crate::support::kek().open(&k, &private).unwrap();
+    SigningKey::from_pkcs8(k, &der, created).unwrap()
 }
+
+each_backend!(signing_keys_are_sealed_at_rest, |backend| {
+    // Fails on the old code: keys were stored as hex-encoded PKCS#8, so a dump of this table
+    // was enough to mint a token for any user.
+    use portico_gateway::auth::store::schema::signing_keys::dsl::*;
+    let s = Stack::start(backend).await;
+    let rows: Vec<(String, String)> = signing_keys
+        .select((kid, private_key))
+        .load(&mut s.gateway_conn())
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (k, private) in &rows {
+        assert!(private.starts_with("v1."), "sealed: {private}");
+        assert!(hex::decode(private).is_err(), "not plaintext hex");
+        let other = portico_gateway::auth::sealing::Kek::from_bytes(&[9u8; 32]).unwrap();
+        assert!(other.open(k, private).is_err(), "another KEK cannot open it");
+        let der = crate::support::kek().open(k, private).unwrap();
+        assert!(SigningKey::from_pkcs8(k.clone(), &der, 0).is_ok());
+    }
+});
 
 fn claims(sub: &str, sid: &str, exp_offset: i64) -> AccessClaims {
     let now = chrono::Utc::now().timestamp();
@@ -40,6 +57,7 @@ fn claims(sub: &str, sid: &str, exp_offset: i64) -> AccessClaims {
         role: "admin".into(),
         tier: "enterprise".into(),
         sid: sid.into(),
+        auth_time: now - 100,
     }
 }
 
@@ -54,7 +72,7 @@ each_backend!(forged_expired_and_stale_tokens_are_refused, |backend| {
     )
     .unwrap();
     let sid = sid["sid"].as_str().unwrap().to_string();
-    let key = active_key(&s.gateway_db);
+    let key = active_key(&s);
 
     // alg none with the real kid.
     let none = format!(
@@ -128,7 +146,7 @@ each_backend!(
         let kid = |t: &str| crate::support::jwt_header(t)["kid"].as_str().unwrap().to_string();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         // Replica 1 rotates; replica 0 has not reloaded yet.
-        s.gateways[1].state.auth.reload_keys().await.unwrap();
+        s.gateways[1].state.auth.rotate_keys().await.unwrap();
         let login = s
             .send_on(
                 1,
