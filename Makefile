@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt bench load workflow-load media-bench fuzz compose-check
+.PHONY: run run-release build test lint fmt bench load workflow-load media-bench fuzz fuzz-all compose-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -46,6 +46,19 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz
 	cd services/media/pipeline && $(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024
+
+# Every fuzz target of the three fuzz workspaces, FUZZ_SECONDS each (make fuzz-all FUZZ_SECONDS=N):
+# the image decoder, the workflow JSON and BPMN readers, and the gateway's parsers.
+FUZZ_TARGETS := services/media/pipeline/fuzz:decode \
+	services/workflow/analyzer/fuzz:workflow_json services/workflow/analyzer/fuzz:bpmn \
+	gateway/fuzz:request_id gateway/fuzz:traceparent gateway/fuzz:jwt_header \
+	gateway/fuzz:tus_headers gateway/fuzz:multipart
+fuzz-all:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install -q cargo-fuzz
+	set -e; for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; target=$${t#*:}; echo "== $$dir $$target"; \
+		(cd $$dir && $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048); \
+	done
 
 compose-check:
 	python3 deploy/check-compose.py

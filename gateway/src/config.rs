@@ -261,3 +261,73 @@ impl GatewayConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(vars: &[(&str, &str)]) -> String {
+        match GatewayConfig::from_vars(&Vars::from_map(vars.iter().copied())) {
+            Ok(_) => panic!("accepted {vars:?}"),
+            Err(e) => e.var,
+        }
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_key_encryption_key() {
+        let production = [
+            ("PORTICO_ENV", "production"),
+            ("PORTICO_INTERNAL_TOKEN", "0123456789abcdef0123"),
+        ];
+        assert_eq!(refused(&production), "PORTICO_KEY_ENCRYPTION_KEY");
+        let mut bad = production.to_vec();
+        bad.push(("PORTICO_KEY_ENCRYPTION_KEY", "dG9vIHNob3J0"));
+        assert_eq!(refused(&bad), "PORTICO_KEY_ENCRYPTION_KEY");
+        let mut good = production.to_vec();
+        good.push((
+            "PORTICO_KEY_ENCRYPTION_KEY",
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=",
+        ));
+        let config = GatewayConfig::from_vars(&Vars::from_map(good)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{config:?}").contains("KioqKioq"), "the key never prints");
+        assert_eq!(config.shutdown_delay, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn removed_and_malformed_edge_settings_are_named() {
+        assert_eq!(
+            refused(&[("PORTICO_TRUST_FORWARDED", "true")]),
+            "PORTICO_TRUST_FORWARDED"
+        );
+        assert_eq!(refused(&[("PORTICO_ADMIN_EMAILS", "a@b.c")]), "PORTICO_ADMIN_EMAILS");
+        assert_eq!(
+            refused(&[("PORTICO_TRUSTED_PROXIES", "10.0.0.0/8, proxy")]),
+            "PORTICO_TRUSTED_PROXIES"
+        );
+        assert_eq!(
+            refused(&[
+                ("PORTICO_MEDIA_MAX_BYTES", "1000"),
+                ("PORTICO_MEDIA_MAX_CHUNK_BYTES", "2000")
+            ]),
+            "PORTICO_MEDIA_MAX_CHUNK_BYTES"
+        );
+        assert_eq!(
+            refused(&[("PORTICO_VERIFY_EMAIL_URL", "https://app/verify")]),
+            "PORTICO_VERIFY_EMAIL_URL"
+        );
+        assert_eq!(
+            refused(&[("PORTICO_SMTP_URL", "mail.example.com:25")]),
+            "PORTICO_SMTP_URL"
+        );
+    }
+
+    #[test]
+    fn the_operators_listener_can_be_turned_off() {
+        let config = GatewayConfig::from_vars(&Vars::from_map([("PORTICO_ADMIN_ADDR", "off")]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.admin_addr, None);
+        let config =
+            GatewayConfig::from_vars(&Vars::from_map::<[(&str, &str); 0], _, _>([])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.admin_addr.map(|a| a.port()), Some(9090));
+    }
+}

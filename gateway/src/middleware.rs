@@ -110,7 +110,9 @@ impl RoutePolicy {
     }
 }
 
-fn well_formed_request_id(v: &str) -> bool {
+/// Whether a client's `X-Request-ID` is kept: 1 to 128 bytes of ASCII letters, digits and
+/// `-_.:` (anything else is replaced by a fresh UUID, so ids stay safe in logs and headers).
+pub fn well_formed_request_id(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
@@ -292,8 +294,13 @@ async fn admit(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
     let ip_key = client_ip::limit_key(client);
     let anonymous = Quota::per_minute(state.config.rates.anonymous);
-    let credentials = credentials(req).map_err(Refusal::from)?;
-    let principal = match credentials {
+    let presented = match credentials(req) {
+        Ok(None) => None,
+        Ok(Some(c)) => Some(Ok(c)),
+        // Unreadable credentials are a failed authentication like any other.
+        Err(e) => Some(Err(e)),
+    };
+    let principal = match presented {
         None => {
             // Anonymous callers are limited before anything else is done for them.
             let d = state.limiter.check(&ip_key, anonymous).await;
@@ -308,14 +315,18 @@ async fn admit(
                 }
             };
         }
-        Some(credentials) => {
+        Some(presented) => {
             // A client whose failed attempts spent its budget is turned away before its
             // credentials cost a lookup.
             if let Some(wait) = state.auth_failures.blocked(&ip_key) {
                 let d = Decision::denied(state.config.rates.anonymous, wait);
                 return Err(rate_limited(state, None, d, "anonymous"));
             }
-            match authenticate(state, credentials).await {
+            let outcome = match presented {
+                Ok(credentials) => authenticate(state, credentials).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(p) => p,
                 Err(e) => {
                     let d = state.limiter.check(&ip_key, anonymous).await;

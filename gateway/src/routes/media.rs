@@ -1,19 +1,21 @@
 //! `/v1/mobile/*` and `/v1/media/*`: uploads, variants, tus resumable uploads and mobile
 //! performance, answered by the media service.
 
-use std::collections::BTreeMap;
+use std::{cell::Cell, collections::BTreeMap, rc::Rc, task::Poll};
 
-use actix_multipart::Multipart;
+use actix_multipart::{Multipart, MultipartError};
 use actix_web::{
     HttpRequest, HttpResponse,
+    error::PayloadError,
     http::{
         StatusCode,
-        header::{self, HeaderValue},
+        header::{self, HeaderMap, HeaderValue},
     },
     web,
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use portico_proto::media::v1 as pb;
 use portico_runtime::{ErrorCode, Problem, grpc::outgoing};
 use serde::Deserialize;
@@ -166,8 +168,44 @@ pub async fn upload_optimized(
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult {
-    let multipart_type = req
-        .headers()
+    let form = read_upload_form(req.headers(), payload, state.config.upload_limit).await?;
+    let media = state
+        .media_processing()?
+        .upload(outgoing(
+            pb::UploadRequest {
+                user_id: user.0.user_id,
+                content: form.content,
+                filename: form.filename,
+                connection: form.connection as i32,
+            },
+            &rid.0,
+        ))
+        .await?
+        .into_inner();
+    Ok(success(StatusCode::CREATED, media_json(media)))
+}
+
+/// What an upload form carried, checked: a non-empty file within the cap, its filename and
+/// the client's connection type.
+#[derive(Debug)]
+pub struct UploadForm {
+    /// The file's bytes (never empty).
+    pub content: Bytes,
+    /// The file part's filename (empty when the part names none).
+    pub filename: String,
+    /// The `connection` part (unspecified when absent).
+    pub connection: pb::Connection,
+}
+
+/// Reads the upload form of `POST /mobile/upload-optimized`: the Content-Type must be
+/// multipart/form-data (415), the `file` part is read up to `limit` bytes (413 beyond) and
+/// the `connection` part up to 64; an unknown or repeated part is refused by name, unread.
+pub async fn read_upload_form(
+    headers: &HeaderMap,
+    payload: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    limit: usize,
+) -> Result<UploadForm, ApiError> {
+    let multipart_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("multipart/form-data"));
@@ -177,12 +215,19 @@ pub async fn upload_optimized(
             "Content-Type must be multipart/form-data with a `file` part",
         ));
     }
-    let limit = state.config.upload_limit;
-    let mut form = Multipart::new(req.headers(), payload);
-    let mut file: Option<(bytes::Bytes, String)> = None;
+    // The parser can wait for more bytes after the body has ended (a part whose data ends in
+    // `\r` or in a cut-off boundary: actix/actix-web#3202), when nothing will ever wake it.
+    let ended = Rc::new(Cell::new(false));
+    let end = Rc::clone(&ended);
+    let payload = payload.chain(futures_util::stream::poll_fn(move |_| {
+        end.set(true);
+        Poll::Ready(None)
+    }));
+    let mut form = Multipart::new(headers, payload);
+    let mut file: Option<(Bytes, String)> = None;
     let mut connection = pb::Connection::Unspecified;
     let mut bad: Vec<(String, String)> = Vec::new();
-    while let Some(part) = form.next().await {
+    while let Some(part) = next_or_incomplete(&ended, &mut form).await {
         let mut part = part.map_err(|e| ApiError::fields([("body", format!("malformed multipart body: {e}"))]))?;
         let name = part.name().unwrap_or_default().to_string();
         match name.as_str() {
@@ -196,7 +241,7 @@ pub async fn upload_optimized(
                     .unwrap_or_default()
                     .to_string();
                 let mut buf = bytes::BytesMut::new();
-                while let Some(chunk) = part.next().await {
+                while let Some(chunk) = next_or_incomplete(&ended, &mut part).await {
                     let chunk = chunk.map_err(|e| ApiError::fields([("file", format!("could not be read: {e}"))]))?;
                     if buf.len() + chunk.len() > limit {
                         return Err(upload_too_large(limit));
@@ -207,7 +252,7 @@ pub async fn upload_optimized(
             }
             "connection" => {
                 let mut raw = Vec::new();
-                while let Some(chunk) = part.next().await {
+                while let Some(chunk) = next_or_incomplete(&ended, &mut part).await {
                     let chunk = chunk.map_err(|e| ApiError::fields([("connection", e.to_string())]))?;
                     if raw.len() + chunk.len() > 64 {
                         return Err(ApiError::fields([("connection", CONNECTION_HINT)]));
@@ -245,20 +290,24 @@ pub async fn upload_optimized(
     let Some((content, filename)) = file.filter(|_| bad.is_empty()) else {
         return Err(ApiError::fields(bad));
     };
-    let media = state
-        .media_processing()?
-        .upload(outgoing(
-            pb::UploadRequest {
-                user_id: user.0.user_id,
-                content,
-                filename,
-                connection: connection as i32,
-            },
-            &rid.0,
-        ))
-        .await?
-        .into_inner();
-    Ok(success(StatusCode::CREATED, media_json(media)))
+    Ok(UploadForm {
+        content,
+        filename,
+        connection,
+    })
+}
+
+/// The next item of the form or of one of its parts; once the body has ended, a parser that
+/// still waits for more of it has an incomplete body.
+async fn next_or_incomplete<S, T>(ended: &Cell<bool>, stream: &mut S) -> Option<Result<T, MultipartError>>
+where
+    S: Stream<Item = Result<T, MultipartError>> + Unpin,
+{
+    futures_util::future::poll_fn(|cx| match stream.poll_next_unpin(cx) {
+        Poll::Pending if ended.get() => Poll::Ready(Some(Err(MultipartError::Incomplete))),
+        next => next,
+    })
+    .await
 }
 
 fn upload_too_large(limit: usize) -> ApiError {
@@ -448,8 +497,29 @@ fn header_u64(req: &HttpRequest, name: &str) -> Result<Option<u64>, ApiError> {
     }
 }
 
-/// `Upload-Metadata: key base64,key2 base64` (values optional).
-fn parse_metadata(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
+/// `Upload-Checksum: sha256 <base64>`: the 32-byte SHA-256 digest a tus chunk must match
+/// (only sha256 is offered, in `Tus-Checksum-Algorithm`).
+pub fn parse_checksum(raw: &str) -> Result<Vec<u8>, ApiError> {
+    let raw = raw.trim();
+    let (algorithm, digest) = raw.split_once(' ').unwrap_or((raw, ""));
+    if !algorithm.eq_ignore_ascii_case("sha256") {
+        return Err(ApiError(
+            Problem::new(ErrorCode::ValidationError, "only sha256 checksums are supported")
+                .with_details(json!({ "fields": { "Upload-Checksum": "algorithm must be sha256" } })),
+        ));
+    }
+    match STANDARD.decode(digest.trim()) {
+        Ok(d) if d.len() == 32 => Ok(d),
+        _ => Err(ApiError::fields([(
+            "Upload-Checksum",
+            "must be `sha256 <base64 of 32 bytes>`",
+        )])),
+    }
+}
+
+/// `Upload-Metadata: key base64,key2 base64` (values optional): keys of visible ASCII, at
+/// most 64 bytes and each once; values base64 of UTF-8.
+pub fn parse_metadata(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let mut it = pair.splitn(2, ' ');
@@ -624,25 +694,8 @@ pub async fn tus_patch(
         header_u64(&req, "Upload-Offset")?.ok_or_else(|| ApiError::fields([("Upload-Offset", "is required")]))?;
     let sha256 = match req.headers().get("upload-checksum") {
         None => Vec::new(),
-        Some(v) => {
-            let raw = v.to_str().unwrap_or_default().trim();
-            let (algorithm, digest) = raw.split_once(' ').unwrap_or((raw, ""));
-            if !algorithm.eq_ignore_ascii_case("sha256") {
-                return Err(ApiError(
-                    Problem::new(ErrorCode::ValidationError, "only sha256 checksums are supported")
-                        .with_details(json!({ "fields": { "Upload-Checksum": "algorithm must be sha256" } })),
-                ));
-            }
-            match STANDARD.decode(digest.trim()) {
-                Ok(d) if d.len() == 32 => d,
-                _ => {
-                    return Err(ApiError::fields([(
-                        "Upload-Checksum",
-                        "must be `sha256 <base64 of 32 bytes>`",
-                    )]));
-                }
-            }
-        }
+        // A value that is not visible ASCII is no algorithm we know.
+        Some(v) => parse_checksum(v.to_str().unwrap_or_default())?,
     };
     // Ownership, offset and the remaining length are checked before a byte of the body is
     // read: a stranger's PATCH, a stale offset or an oversized chunk costs no upload bandwidth.
@@ -1002,7 +1055,86 @@ pub async fn performance(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
+
+    const BOUNDARY: &str = "portico-fuzz-boundary";
+
+    /// Reads `body` as the upload form, delivered in chunks of `chunk` bytes; a reader that
+    /// waits forever fails the test instead of hanging it.
+    async fn read_form(body: &[u8], chunk: usize, limit: usize) -> Result<UploadForm, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
+        );
+        let chunks: Vec<Result<Bytes, PayloadError>> = body
+            .chunks(chunk.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let read = read_upload_form(&headers, futures_util::stream::iter(chunks), limit);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("the form is read to an answer, not awaited forever")
+    }
+
+    fn part(name: &str, filename: Option<&str>, data: &[u8]) -> Vec<u8> {
+        let mut out = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").into_bytes();
+        if let Some(f) = filename {
+            out.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_well_formed_upload_form_is_read() {
+        let mut body = part("file", Some("photo.jpg"), b"\x89PNG\r\n\x1a\n-- data");
+        body.extend_from_slice(b"\r\n");
+        body.extend(part("connection", None, b" WiFi "));
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        for chunk in [1, 7, body.len()] {
+            let form = read_form(&body, chunk, 1024).await.unwrap();
+            assert_eq!(&form.content[..], b"\x89PNG\r\n\x1a\n-- data");
+            assert_eq!(form.filename, "photo.jpg");
+            assert_eq!(form.connection, pb::Connection::Wifi);
+        }
+        let over = read_form(&body, 7, 8).await.unwrap_err();
+        assert_eq!(over.0.code, ErrorCode::PayloadTooLarge);
+    }
+
+    /// Found by the `multipart` fuzz target: a body that ends inside a part whose data ends
+    /// in `\r`, `\r\n` or a cut-off boundary left the parser waiting for bytes after the end of
+    /// the body, so the request was never answered (and kept what it had read until the client
+    /// gave up).
+    #[tokio::test]
+    async fn an_upload_form_that_ends_inside_a_part_is_refused() {
+        let found = include_bytes!("../../fuzz/corpus/multipart/seed-regression-ends-after-crlf").to_vec();
+        for (what, body, field) in [
+            ("the fuzzer's input", found, "file"),
+            ("a file ending in CR", part("file", Some("a.jpg"), b"abc\r"), "file"),
+            ("a file ending in CRLF", part("file", Some("a.jpg"), b"abc\r\n"), "file"),
+            (
+                "a cut-off boundary",
+                part("file", Some("a.jpg"), b"abc\r\n--portico-fu"),
+                "file",
+            ),
+            (
+                "a connection ending in CRLF",
+                part("connection", None, b"wifi\r\n"),
+                "connection",
+            ),
+        ] {
+            for chunk in [1, 3, body.len()] {
+                let e = read_form(&body, chunk, 1024).await.unwrap_err();
+                assert_eq!(e.0.code, ErrorCode::ValidationError, "{what}, {chunk}-byte chunks: {e}");
+                let fields = e.0.details.as_ref().and_then(|d| d.get("fields")).unwrap();
+                assert!(fields.get(field).is_some(), "{what}, {chunk}-byte chunks: {fields}");
+            }
+        }
+    }
 
     #[test]
     fn webp_is_chosen_only_when_accepted() {

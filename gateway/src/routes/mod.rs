@@ -266,3 +266,44 @@ pub fn rfc3339(ms: i64) -> serde_json::Value {
 pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     ApiError::fields([("path", err.to_string())]).into()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of the table has its row in SECURITY.md, so a new endpoint cannot land
+    /// without saying who may call it and what keeps it safe.
+    #[test]
+    fn security_md_lists_every_route() {
+        let security = include_str!("../../../SECURITY.md");
+        let missing: Vec<String> = super::API_ROUTES
+            .iter()
+            .map(|r| format!("`{} /v1{}`", r.method.to_ascii_uppercase(), r.path))
+            .filter(|row| !security.contains(row.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "SECURITY.md has no row for {missing:?}");
+    }
+
+    /// Every `$ref` of the OpenAPI document points at a schema it defines.
+    #[test]
+    fn every_schema_reference_resolves() {
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = super::ops::openapi();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20);
+        for r in all {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+}

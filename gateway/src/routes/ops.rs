@@ -342,7 +342,17 @@ fn schemas() -> Value {
             "email": { "type": "string", "format": "email" }, "password": { "type": "string", "minLength": 8 } } },
         "RefreshRequest": { "type": "object", "required": ["refreshToken"], "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
         "LogoutRequest": { "type": "object", "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
-        "CreateApiKey": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "maxLength": 100 } } },
+        "CreateApiKey": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": { "type": "string", "minLength": 1, "maxLength": 100 },
+            "scopes": { "type": "array", "minItems": 1, "uniqueItems": true, "items": { "type": "string", "enum": ["read", "write", "admin"] },
+                        "description": "default [\"read\", \"write\"]; `admin` for admins only" } } },
+        "TokenRequest": { "type": "object", "required": ["token"], "additionalProperties": false, "properties": { "token": { "type": "string", "maxLength": 128 } } },
+        "ForgotPassword": { "type": "object", "required": ["email"], "additionalProperties": false, "properties": { "email": { "type": "string", "format": "email" } } },
+        "ResetPassword": { "type": "object", "required": ["token", "password"], "additionalProperties": false, "properties": {
+            "token": { "type": "string", "maxLength": 128 }, "password": { "type": "string", "minLength": 8, "maxLength": 256 } } },
+        "ChangePassword": { "type": "object", "required": ["currentPassword", "newPassword"], "additionalProperties": false, "properties": {
+            "currentPassword": { "type": "string", "maxLength": 256 }, "newPassword": { "type": "string", "minLength": 8, "maxLength": 256 } } },
+        "SetRole": { "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": { "type": "string", "enum": ["user", "admin"] } } },
         "SetTier": { "type": "object", "required": ["tier"], "additionalProperties": false, "properties": { "tier": { "type": "string", "enum": ["free", "pro", "enterprise"] } } },
         "InviteCodeRequest": { "type": "object", "required": ["code"], "additionalProperties": false, "properties": { "code": { "type": "string", "maxLength": 64 } } },
         "AnalyticsEvent": { "type": "object", "required": ["feature", "action"], "additionalProperties": false, "properties": {

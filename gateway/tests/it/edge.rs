@@ -259,10 +259,22 @@ async fn failed_authentication_is_limited_before_any_lookup() {
             .sum::<f64>()
     };
     let mut statuses = Vec::new();
-    for i in 0..3 {
+    for i in 0..2 {
         let key = format!("pk_live_{i:0>43}");
         statuses.push(raw(addr, "GET", "/v1/auth/me", &[("x-api-key", &key)], "").await.status);
     }
+    // An unreadable credential is a failure like any other.
+    statuses.push(
+        raw(
+            addr,
+            "GET",
+            "/v1/auth/me",
+            &[("authorization", "Basic Zm9vOmJhcg==")],
+            "",
+        )
+        .await
+        .status,
+    );
     assert_eq!(statuses, [401, 401, 401]);
     // The fourth failure spends the last of the budget: 429, and the client is now known.
     let r = raw(addr, "GET", "/v1/auth/me", &[("x-api-key", "pk_live_fourth")], "").await;

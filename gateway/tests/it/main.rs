@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod authz;
 mod beta;
 mod edge;
 mod input;
