@@ -22,7 +22,7 @@ use std::{
 
 use actix_cors::Cors;
 use actix_web::{
-    App, HttpServer,
+    App, HttpServer, guard,
     http::header,
     middleware::{Compress, DefaultHeaders, from_fn},
     web,
@@ -375,37 +375,52 @@ pub enum Listener {
     Admin,
 }
 
+/// A path that serves GET (and HEAD) only: other methods get 405 with `Allow`, OPTIONS 204.
+fn read_only<F, Args>(path: &str, handler: F, gate: Option<RoutePolicy>) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let get = web::route()
+        .guard(guard::Any(guard::Get()).or(guard::Head()))
+        .to(handler);
+    let get = match gate {
+        Some(policy) => get.wrap(routes::gated(policy)),
+        None => get,
+    };
+    web::resource(path)
+        .route(get)
+        .route(routes::other_methods("GET, HEAD, OPTIONS".to_string()))
+}
+
 /// Builds the application (shared by the servers and the in-process tests).
 pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            .route("/health", web::get().to(routes::ops::health))
-            .route("/live", web::get().to(routes::ops::live))
-            .route("/ready", web::get().to(routes::ops::ready));
+            .service(read_only("/health", routes::ops::health, None))
+            .service(read_only("/live", routes::ops::live, None))
+            .service(read_only("/ready", routes::ops::ready, None));
+        // On the operators' listener the operations endpoints are open; on the API port
+        // they are for admins.
+        let operators = match listener {
+            Listener::Admin => None,
+            Listener::Public => Some(RoutePolicy::admin()),
+        };
+        cfg.service(read_only("/health/detailed", routes::ops::detailed, operators))
+            .service(read_only("/metrics", routes::ops::metrics, operators))
+            .service(read_only("/internal/cache-stats", routes::ops::cache_stats, operators));
         if listener == Listener::Admin {
-            cfg.route("/health/detailed", web::get().to(routes::ops::detailed))
-                .route("/metrics", web::get().to(routes::ops::metrics))
-                .route("/internal/cache-stats", web::get().to(routes::ops::cache_stats))
-                .default_service(web::to(routes::not_found));
+            cfg.default_service(web::to(routes::not_found));
             return;
         }
         let openapi = routes::ops::openapi();
-        let admin_only = || routes::gated(RoutePolicy::admin());
         cfg.app_data(JsonLimit(state.config.json_limit))
             .app_data(web::PayloadConfig::new(state.config.json_limit))
-            .route(
-                "/health/detailed",
-                web::get().to(routes::ops::detailed).wrap(admin_only()),
-            )
-            .route("/metrics", web::get().to(routes::ops::metrics).wrap(admin_only()))
-            .route(
-                "/internal/cache-stats",
-                web::get().to(routes::ops::cache_stats).wrap(admin_only()),
-            )
-            .route("/.well-known/jwks.json", web::get().to(routes::ops::jwks))
-            .route("/api-docs", web::get().to(routes::ops::docs_redirect))
+            .service(read_only("/.well-known/jwks.json", routes::ops::jwks, None))
+            .service(read_only("/api-docs", routes::ops::docs_redirect, None))
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/api-docs/{_:.*}").external_url_unchecked("/openapi.json", openapi),
             )
@@ -495,6 +510,7 @@ pub async fn start_on(
             .configure(configure(app_data.clone(), Listener::Public))
             .wrap(from_fn(middleware::pipeline))
             .wrap(Compress::default())
+            .wrap(from_fn(middleware::drop_identity_encoding))
             .wrap(security)
             .wrap(cors(&origins))
     })

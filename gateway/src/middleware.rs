@@ -220,6 +220,23 @@ pub async fn pipeline(
     telemetry::with_request(context, fut.instrument(span)).await
 }
 
+/// Sits outside the compressor: the pipeline marks small bodies `Content-Encoding: identity`
+/// so the compressor leaves them be; the marker is dropped here, so no answer carries it.
+pub async fn drop_identity_encoding(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mut res = next.call(req).await?;
+    if res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        res.headers_mut().remove(header::CONTENT_ENCODING);
+    }
+    Ok(res)
+}
+
 /// Limits, authenticates and authorises one route's calls, by that route's policy.
 pub async fn gate(
     policy: RoutePolicy,

@@ -45,16 +45,64 @@ pub struct RouteDoc {
     pub body: Option<&'static str>,
 }
 
-/// Route constructors by HTTP method, for [`api_routes!`].
-mod verbs {
-    use actix_web::{Route, http::Method, web};
+/// The route of `method` on a path of the table: GET also serves HEAD (the body is dropped
+/// on the wire) unless the path has a HEAD route of its own (tus).
+fn route(method: &str, path: &str) -> actix_web::Route {
+    use actix_web::{guard, http::Method};
+    let own_head = || API_ROUTES.iter().any(|r| r.path == path && r.method == "head");
+    let method = match method {
+        "get" if !own_head() => return web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        "get" => Method::GET,
+        "head" => Method::HEAD,
+        "post" => Method::POST,
+        "put" => Method::PUT,
+        "patch" => Method::PATCH,
+        "delete" => Method::DELETE,
+        _ => Method::OPTIONS,
+    };
+    web::route().method(method)
+}
 
-    pub use web::{delete, get, head, patch, post, put};
+/// The `Allow` header of a path of the table: its methods, HEAD with GET, and OPTIONS.
+pub fn allow(path: &str) -> String {
+    const ORDER: [&str; 7] = ["get", "head", "post", "put", "patch", "delete", "options"];
+    let has = |m: &str| {
+        m == "options"
+            || API_ROUTES
+                .iter()
+                .any(|r| r.path == path && (r.method == m || (m == "head" && r.method == "get")))
+    };
+    ORDER
+        .iter()
+        .filter(|m| has(m))
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-    /// OPTIONS (tus discovery).
-    pub fn options() -> Route {
-        web::route().method(Method::OPTIONS)
-    }
+/// What a known path answers to a method it has no route for: OPTIONS gets 204 with
+/// `Allow` (CORS preflights are answered before routing), anything else 405 with `Allow`.
+pub fn other_methods(allow: String) -> actix_web::Route {
+    web::route().to(move |req: HttpRequest| {
+        let allow = allow.clone();
+        async move {
+            let mut res = if req.method() == actix_web::http::Method::OPTIONS {
+                actix_web::HttpResponse::NoContent().finish()
+            } else {
+                crate::envelope::problem_response(
+                    &portico_runtime::Problem::new(
+                        ErrorCode::MethodNotAllowed,
+                        "this path does not accept that method",
+                    ),
+                    &crate::envelope::current_request_id(),
+                )
+            };
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+                res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+            }
+            res
+        }
+    })
 }
 
 /// The gate of one route, by its policy.
@@ -79,15 +127,16 @@ macro_rules! api_routes {
     ($( $method:ident $path:literal => $handler:path, $access:ident, $budget:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
         /// Registers every public route of one scope.
         fn configure_api(cfg: &mut web::ServiceConfig, legacy: bool) {
-            $( cfg.route($path, verbs::$method().to($handler).wrap(gated(RoutePolicy {
+            $( cfg.route($path, route(stringify!($method), $path).to($handler).wrap(gated(RoutePolicy {
                 access: Access::$access,
                 budget: Budget::$budget,
                 legacy,
             }))); )*
-            // A known path with another method answers 405, not 404 (through the gate too).
+            // A known path with another method answers 405 with `Allow` (OPTIONS: 204), not
+            // 404, through the gate too.
             let mut seen = std::collections::BTreeSet::new();
             $( if seen.insert($path) {
-                cfg.route($path, web::route().to(method_not_allowed).wrap(gated(RoutePolicy::anonymous(legacy))));
+                cfg.route($path, other_methods(allow($path)).wrap(gated(RoutePolicy::anonymous(legacy))));
             } )*
         }
 
@@ -151,13 +200,6 @@ api_routes! {
     delete "/workflows/analyses/{id}" => workflow::delete, User, Api, "workflows", None, "Delete one of the caller's analyses";
     get "/workflows/rules" => workflow::rules, Anonymous, Api, "workflows", None, "The rule catalogue: id, severity, title, description, score weight";
     get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", None, "JSON Schema of the workflow document";
-}
-
-async fn method_not_allowed() -> ApiResult {
-    Err(ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "this path does not accept that method",
-    ))
 }
 
 /// Unknown paths.

@@ -258,3 +258,69 @@ async fn cors_allows_only_configured_origins() {
     assert!(evil.headers().get("access-control-allow-origin").is_none());
     let _ = json!({});
 }
+
+/// The path of a route of the table, with its parameters filled in.
+fn concrete(path: &str) -> String {
+    format!(
+        "/v1{}",
+        path.replace("{id}", "0192f0c2-7d3a-7e11-8000-000000000000")
+            .replace("{userId}", "0192f0c2-7d3a-7e11-8000-000000000000")
+            .replace("{code}", "COSNAPBETA2025")
+            .replace("{variant}", "thumbnail")
+    )
+}
+
+#[tokio::test]
+async fn every_known_path_names_its_methods_and_serves_head_with_get() {
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let mut paths: Vec<(String, String)> = portico_gateway::routes::API_ROUTES
+        .iter()
+        .map(|r| (concrete(r.path), portico_gateway::routes::allow(r.path)))
+        .collect();
+    for p in [
+        "/health",
+        "/live",
+        "/ready",
+        "/metrics",
+        "/health/detailed",
+        "/internal/cache-stats",
+        "/.well-known/jwks.json",
+    ] {
+        paths.push((p.to_string(), "GET, HEAD, OPTIONS".to_string()));
+    }
+    paths.sort();
+    paths.dedup();
+    for (path, allow) in &paths {
+        let methods: Vec<&str> = allow.split(", ").collect();
+        for other in ["PUT", "PATCH", "DELETE", "TRACE", "POST"] {
+            if methods.contains(&other) {
+                continue;
+            }
+            let res = s
+                .http
+                .request(Method::from_bytes(other.as_bytes()).unwrap(), s.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{other} {path}");
+            assert_eq!(res.headers()["allow"], allow.as_str(), "{other} {path}");
+        }
+        let res = s.http.request(Method::OPTIONS, s.url(path)).send().await.unwrap();
+        assert!(res.status().is_success(), "OPTIONS {path}: {}", res.status());
+        if methods.contains(&"GET") {
+            let get = s.http.get(s.url(path)).send().await.unwrap().status();
+            let head = s.http.head(s.url(path)).send().await.unwrap();
+            assert_eq!(head.status(), get, "HEAD {path} answers as GET does");
+            assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path} has no body");
+        }
+    }
+    // Uncompressed answers carry no `Content-Encoding: identity`.
+    let res = s
+        .http
+        .get(s.url("/health"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("content-encoding").is_none(), "{:?}", res.headers());
+}
