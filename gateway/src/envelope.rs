@@ -11,8 +11,8 @@ use actix_web::{
 };
 use futures_util::{StreamExt, future::LocalBoxFuture};
 use portico_runtime::{ErrorCode, Problem};
-use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 pub use portico_runtime::telemetry::current_request_id;
 
@@ -174,24 +174,39 @@ pub type ApiResult = Result<HttpResponse, ApiError>;
 #[derive(Clone, Copy, Debug)]
 pub struct JsonLimit(pub usize);
 
-/// A JSON body of type `T`. Wrong Content-Type → 415; over the cap → 413; not JSON → 400
-/// `INVALID_JSON` with the position; wrong types and unknown fields → 400 `VALIDATION_ERROR`
-/// naming every offending field (by JSON pointer-like path).
-pub struct Json<T>(pub T);
+/// Reads a JSON body (415 for another Content-Type, 413 over the cap) as bytes.
+pub fn read_json_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<bytes::Bytes, ApiError>> {
+    let body = read_body(
+        req,
+        payload,
+        |m| is_json(m).then_some(()),
+        "Content-Type must be application/json",
+    );
+    Box::pin(async move { body.await.map(|(bytes, ())| bytes) })
+}
 
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = read_body(
-            req,
-            payload,
-            |m| is_json(m).then_some(()),
-            "Content-Type must be application/json",
-        );
-        Box::pin(async move { parse_json(&body.await?.0).map(Json) })
+/// A body as a JSON object: empty → 400 `INVALID_JSON` naming `body`; not JSON → 400
+/// `INVALID_JSON` with the line and column; another JSON value → 400 naming `body`.
+pub fn json_value(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError(
+            Problem::new(ErrorCode::InvalidJson, "the body is empty; send a JSON object")
+                .with_details(json!({ "fields": { "body": "is required" } })),
+        ));
     }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            Problem::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))
+                .with_details(json!({ "line": e.line(), "column": e.column() })),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::fields([("body", "must be a JSON object")]));
+    }
+    Ok(value)
 }
 
 /// Whether a media type (lower case, without parameters) is JSON.
@@ -301,161 +316,4 @@ fn too_large(limit: usize) -> ApiError {
         )
         .with_details(json!({ "limitBytes": limit })),
     )
-}
-
-/// Parses a JSON object body, collecting every type error and unknown field rather than the first.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError(
-            Problem::new(ErrorCode::InvalidJson, "the body is empty; send a JSON object")
-                .with_details(json!({ "fields": { "body": "is required" } })),
-        ));
-    }
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError(
-            Problem::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))
-                .with_details(json!({ "line": e.line(), "column": e.column() })),
-        )
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::fields([("body", "must be a JSON object")]));
-    }
-    let mut fields = Map::new();
-    // Each round removes the field serde stopped at, so the next round finds the next one.
-    for _ in 0..32 {
-        match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(parsed) if fields.is_empty() => return Ok(parsed),
-            Ok(_) => break,
-            Err(err) => {
-                let message = err.inner().to_string();
-                let mut path: Vec<String> = err.path().iter().map(segment).collect();
-                if let Some(unknown) = unknown_field(&message)
-                    && path.last() != Some(&unknown)
-                {
-                    path.push(unknown);
-                }
-                let name = if path.is_empty() {
-                    "body".to_string()
-                } else {
-                    path.join(".")
-                };
-                fields.insert(name, Value::String(clean(&message)));
-                if path.is_empty() || !remove_path(&mut value, &path) {
-                    break;
-                }
-            }
-        }
-    }
-    let names: Vec<String> = fields.keys().cloned().collect();
-    Err(ApiError(
-        Problem::new(
-            ErrorCode::ValidationError,
-            format!("invalid fields: {}", names.join(", ")),
-        )
-        .with_details(json!({ "fields": fields })),
-    ))
-}
-
-fn segment(s: &serde_path_to_error::Segment) -> String {
-    match s {
-        serde_path_to_error::Segment::Seq { index } => index.to_string(),
-        serde_path_to_error::Segment::Map { key } => key.clone(),
-        serde_path_to_error::Segment::Enum { variant } => variant.clone(),
-        serde_path_to_error::Segment::Unknown => "?".to_string(),
-    }
-}
-
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next().map(String::from)
-}
-
-fn clean(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        return "is not a known field".to_string();
-    }
-    message.split(" at line ").next().unwrap_or(message).to_string()
-}
-
-fn remove_path(value: &mut Value, path: &[String]) -> bool {
-    let Some((last, parents)) = path.split_last() else {
-        return false;
-    };
-    let mut cur = value;
-    for p in parents {
-        cur = match cur {
-            Value::Object(m) => match m.get_mut(p) {
-                Some(v) => v,
-                None => return false,
-            },
-            Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match cur {
-        Value::Object(m) => m.remove(last).is_some(),
-        Value::Array(a) => match last.parse::<usize>() {
-            Ok(i) if i < a.len() => {
-                // Replace rather than remove so later indexes keep their meaning.
-                if let Some(slot) = a.get_mut(i) {
-                    *slot = Value::Null;
-                }
-                true
-            }
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(serde::Deserialize, Debug)]
-    #[serde(deny_unknown_fields, rename_all = "camelCase")]
-    #[allow(dead_code)]
-    struct Body {
-        max_uses: Option<i32>,
-        code: Option<String>,
-        active: Option<bool>,
-    }
-
-    fn fields(e: ApiError) -> Vec<String> {
-        e.0.details
-            .and_then(|d| {
-                d.get("fields")
-                    .and_then(|f| f.as_object().map(|m| m.keys().cloned().collect()))
-            })
-            .unwrap_or_default()
-    }
-
-    #[test]
-    fn every_wrong_type_and_unknown_field_is_named() {
-        let e = parse_json::<Body>(br#"{"maxUses": "ten", "code": 5, "active": true, "colour": "red"}"#);
-        let e = e.err().map(fields).unwrap_or_default();
-        assert_eq!(e, vec!["code", "colour", "maxUses"]);
-    }
-
-    #[test]
-    fn syntax_errors_are_invalid_json_with_a_position() {
-        let e = parse_json::<Body>(b"{\"code\": ").err().map(|e| e.0);
-        assert_eq!(e.as_ref().map(|p| p.code), Some(ErrorCode::InvalidJson));
-        assert!(e.and_then(|p| p.details).is_some_and(|d| d.get("line").is_some()));
-    }
-
-    #[test]
-    fn a_non_object_body_is_named_as_body() {
-        let e = parse_json::<Body>(b"[1,2]").err().map(fields).unwrap_or_default();
-        assert_eq!(e, vec!["body"]);
-    }
-
-    #[test]
-    fn valid_bodies_parse() {
-        let b = parse_json::<Body>(br#"{"maxUses": 3}"#).ok();
-        assert_eq!(b.and_then(|b| b.max_uses), Some(3));
-    }
 }

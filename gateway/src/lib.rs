@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod contract;
 pub mod envelope;
 pub mod middleware;
 pub mod paths;
@@ -398,7 +399,6 @@ where
 pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state.clone())
-            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
             .service(read_only("/health", routes::ops::health, None))
             .service(read_only("/live", routes::ops::live, None))

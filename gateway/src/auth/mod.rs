@@ -31,7 +31,7 @@ use store::{ApiKeyRow, RefreshRow, SigningKeyRow, UserRow};
 pub use recovery::Links;
 
 /// A caller's plan tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Free plan.
@@ -65,7 +65,7 @@ impl Tier {
 
 /// A caller's role, stored with the account: the first admin is made by the operator
 /// (`portico admin grant EMAIL`), later ones by an admin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Ordinary user.
@@ -95,7 +95,7 @@ impl Role {
 
 /// What an API key may do: `read` (GET, HEAD), `write` (everything else), `admin` (admin
 /// routes, for admins' keys only and never by default).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Safe methods.
@@ -214,39 +214,43 @@ pub struct AuthSettings {
 }
 
 /// Tokens handed to a client after signup, login or refresh.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Issued {
     /// The user.
     pub user: UserView,
-    /// Access JWT.
+    /// Access JWT (EdDSA), for `Authorization: Bearer`.
     pub access_token: String,
     /// Opaque refresh token (single use).
+    #[schema(example = "prt_3q2-HgXb…")]
     pub refresh_token: String,
     /// Access-token lifetime in seconds.
+    #[schema(example = 900)]
     pub expires_in: u64,
     /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
 }
 
 /// A user as clients see it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    /// Id.
+    /// Id (UUIDv7).
     pub id: String,
-    /// Email.
+    /// Email (lower case).
+    #[schema(example = "ada@example.com")]
     pub email: String,
-    /// `user` or `admin`.
-    pub role: &'static str,
+    /// Role.
+    pub role: Role,
     /// Plan tier.
-    pub tier: &'static str,
+    pub tier: Tier,
     /// Whether the address is verified.
     pub email_verified: bool,
 }
 
 /// A newly created API key, shown once.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewApiKey {
     /// Id (for deletion).
@@ -264,7 +268,7 @@ pub struct NewApiKey {
 }
 
 /// An API key as listed (no secret).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     /// Id.
@@ -315,37 +319,10 @@ fn ms_to_rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Normalises and checks an email address.
-pub fn normalize_email(email: &str) -> Result<String, &'static str> {
-    let email = email.trim().to_ascii_lowercase();
-    if email.len() > 254 {
-        return Err("must be at most 254 characters");
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return Err("must be an email address");
-    };
-    let valid_domain = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if local.is_empty() || local.len() > 64 || !valid_domain || email.chars().any(char::is_whitespace) {
-        return Err("must be an email address");
-    }
-    Ok(email)
-}
-
-/// Checks a new password.
-pub fn check_password(password: &str) -> Result<(), &'static str> {
-    let n = password.chars().count();
-    if n < 8 {
-        Err("must be at least 8 characters")
-    } else if password.len() > 256 {
-        Err("must be at most 256 bytes")
-    } else {
-        Ok(())
-    }
+/// The form an address is kept and compared in (its shape is checked by the request types'
+/// schema before it gets here).
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_ascii_lowercase()
 }
 
 enum RefreshOutcome {
@@ -464,8 +441,8 @@ impl Auth {
         UserView {
             id: user.id.clone(),
             email: user.email.clone(),
-            role: Role::parse(&user.role).unwrap_or(Role::User).as_str(),
-            tier: Tier::parse(&user.tier).unwrap_or(Tier::Free).as_str(),
+            role: Role::parse(&user.role).unwrap_or(Role::User),
+            tier: Tier::parse(&user.tier).unwrap_or(Tier::Free),
             email_verified: user.email_verified_at.is_some(),
         }
     }

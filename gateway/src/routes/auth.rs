@@ -1,124 +1,186 @@
 //! `/v1/auth/*` and `/v1/admin/users/*`.
 
-use actix_web::{HttpRequest, http::StatusCode, web};
+use actix_web::web;
 use portico_proto::beta::v1 as pb;
-use portico_runtime::{ErrorCode, grpc};
-use serde::Deserialize;
-use serde_json::json;
-
-use super::{Admin, Rid, User};
-use crate::{
-    AppState,
-    auth::{Role, Scope, Tier, check_password, normalize_email},
-    envelope::{ApiError, ApiResult, Json, ok, parse_json, success},
-    routes::beta::level_name,
+use portico_runtime::grpc;
+use serde::{Deserialize, Serialize};
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        ObjectBuilder, RefOr, Type,
+        schema::{KnownFormat, Schema, SchemaFormat},
+    },
 };
 
-/// Signup and login body.
+use super::{Admin, Rid, User, beta::Level};
+use crate::{
+    AppState,
+    auth::{Issued, NewApiKey, Role, Scope, Tier, UserView, normalize_email},
+    contract::{Created, Deleted, OptionalBody, Reply, Valid},
+    envelope::ApiError,
+};
+
+/// An e-mail address as accounts use it: at most 254 characters, a local part of 1 to 64 and
+/// a dotted domain; compared in lower case.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    email: Option<String>,
-    password: Option<String>,
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// The address in the form accounts are kept under (trimmed, lower case).
+    pub fn normalized(&self) -> String {
+        normalize_email(&self.0)
+    }
 }
 
-impl Credentials {
-    fn check(self, new_password: bool) -> Result<(String, String), ApiError> {
-        let mut bad = Vec::new();
-        let email = match self.email.as_deref().map(normalize_email) {
-            None => {
-                bad.push(("email", "is required"));
-                String::new()
-            }
-            Some(Err(m)) => {
-                bad.push(("email", m));
-                String::new()
-            }
-            Some(Ok(e)) => e,
-        };
-        let password = self.password.unwrap_or_default();
-        if password.is_empty() {
-            bad.push(("password", "is required"));
-        } else if new_password && let Err(m) = check_password(&password) {
-            bad.push(("password", m));
-        } else if password.len() > 256 {
-            bad.push(("password", "must be at most 256 bytes"));
-        }
-        if bad.is_empty() {
-            Ok((email, password))
-        } else {
-            Err(ApiError::fields(bad))
-        }
+impl PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(254))
+            .pattern(Some(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"))
+            .examples(["ada@example.com"])
+            .description(Some("An e-mail address (compared in lower case)."))
+            .into()
     }
+}
+
+impl ToSchema for Email {}
+
+/// A new password: 8 to 256 characters.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct NewPassword(String);
+
+impl PartialSchema for NewPassword {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .min_length(Some(8))
+            .max_length(Some(256))
+            .examples(["correct horse battery"])
+            .description(Some("A new password: 8 to 256 characters."))
+            .into()
+    }
+}
+
+impl ToSchema for NewPassword {}
+
+/// A password given to sign in (or to confirm one's identity): 1 to 256 characters.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl PartialSchema for Password {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+            .min_length(Some(1))
+            .max_length(Some(256))
+            .examples(["correct horse battery"])
+            .into()
+    }
+}
+
+impl ToSchema for Password {}
+
+/// Sign-up body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    /// The account's address; a verification link is mailed to it.
+    email: Email,
+    /// The password.
+    password: NewPassword,
 }
 
 /// POST /auth/signup
-pub async fn signup(state: web::Data<AppState>, body: Json<Credentials>) -> ApiResult {
-    let (email, password) = body.0.check(true)?;
-    let issued = state.auth.signup(email, password).await?;
-    Ok(success(StatusCode::CREATED, issued))
+pub async fn signup(state: web::Data<AppState>, body: Valid<SignupRequest>) -> Result<Created<Issued>, ApiError> {
+    let b = body.0;
+    Ok(Reply(state.auth.signup(b.email.normalized(), b.password.0).await?))
+}
+
+/// Sign-in body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's address.
+    email: Email,
+    /// Its password.
+    password: Password,
 }
 
 /// POST /auth/login
-pub async fn login(state: web::Data<AppState>, body: Json<Credentials>) -> ApiResult {
-    let (email, password) = body.0.check(false)?;
-    Ok(ok(state.auth.login(email, password).await?))
+pub async fn login(state: web::Data<AppState>, body: Valid<LoginRequest>) -> Result<Reply<Issued>, ApiError> {
+    let b = body.0;
+    Ok(Reply(state.auth.login(b.email.normalized(), b.password.0).await?))
 }
 
 /// Refresh body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefreshRequest {
-    refresh_token: Option<String>,
+    /// The refresh token of the last sign-in or refresh (single use).
+    #[schema(min_length = 1, max_length = 256)]
+    refresh_token: String,
 }
 
 /// POST /auth/refresh
-pub async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> ApiResult {
-    let token = body
-        .0
-        .refresh_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::fields([("refreshToken", "is required")]))?;
-    if token.len() > 256 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidToken,
-            "the refresh token is invalid or revoked",
-        ));
-    }
-    Ok(ok(state.auth.refresh(token).await?))
+pub async fn refresh(state: web::Data<AppState>, body: Valid<RefreshRequest>) -> Result<Reply<Issued>, ApiError> {
+    Ok(Reply(state.auth.refresh(body.0.refresh_token).await?))
 }
 
 /// Logout body (optional).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LogoutRequest {
+    /// Also end the session of this refresh token (when it is the caller's).
+    #[schema(min_length = 1, max_length = 256)]
     refresh_token: Option<String>,
 }
 
+/// `{loggedOut: true}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedOut {
+    /// Always true.
+    logged_out: bool,
+}
+
 /// POST /auth/logout — the body is optional; when present it must be JSON.
-pub async fn logout(state: web::Data<AppState>, user: User, req: HttpRequest, body: web::Bytes) -> ApiResult {
-    let parsed: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        LogoutRequest::default()
-    } else {
-        let json = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-        if !json {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "Content-Type must be application/json",
-            ));
-        }
-        parse_json(&body)?
-    };
-    state.auth.logout(&user.0, parsed.refresh_token).await?;
-    Ok(ok(json!({ "loggedOut": true })))
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: User,
+    body: OptionalBody<LogoutRequest>,
+) -> Result<Reply<LoggedOut>, ApiError> {
+    let token = body.0.and_then(|b| b.refresh_token);
+    state.auth.logout(&user.0, token).await?;
+    Ok(Reply(LoggedOut { logged_out: true }))
+}
+
+/// The caller.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// User id.
+    id: String,
+    /// Address.
+    email: String,
+    /// Whether the address is verified.
+    email_verified: bool,
+    /// Role.
+    role: Role,
+    /// Plan tier.
+    tier: Tier,
+    /// Beta access level.
+    beta_level: Level,
 }
 
 /// GET /auth/me
-pub async fn me(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
+pub async fn me(state: web::Data<AppState>, user: User, rid: Rid) -> Result<Reply<Me>, ApiError> {
     let p = user.0;
     let access = state
         .beta()?
@@ -130,182 +192,194 @@ pub async fn me(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
         ))
         .await?
         .into_inner();
-    Ok(ok(json!({
-        "id": p.user_id,
-        "email": p.email,
-        "emailVerified": p.email_verified,
-        "role": p.role.as_str(),
-        "tier": p.tier.as_str(),
-        "betaLevel": level_name(access.access_level),
-    })))
+    Ok(Reply(Me {
+        id: p.user_id,
+        email: p.email,
+        email_verified: p.email_verified,
+        role: p.role,
+        tier: p.tier,
+        beta_level: Level::from_proto(access.access_level),
+    }))
 }
 
 /// DELETE /auth/me — the account goes here at once; every service erases its share through
 /// the outbox (a service that is down gets it when it is back).
-pub async fn delete_me(state: web::Data<AppState>, user: User) -> ApiResult {
+pub async fn delete_me(state: web::Data<AppState>, user: User) -> Result<Reply<Deleted>, ApiError> {
     state
         .auth
         .delete_account(&user.0.user_id, &state.service_names())
         .await?;
-    Ok(ok(json!({ "deleted": true })))
+    Ok(Reply(Deleted::YES))
 }
 
 /// A body that carries one mailed token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    token: Option<String>,
-}
-
-fn required_token(token: Option<String>) -> Result<String, ApiError> {
-    token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::fields([("token", "is required")]))
+    /// The token from the mailed link.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        example = "pmt_vvA9RzhICkoKTqXJA7dkWBYQab9wsDsO-ydC66YHO-0"
+    )]
+    token: String,
 }
 
 /// POST /auth/verify-email
-pub async fn verify_email(state: web::Data<AppState>, body: Json<TokenRequest>) -> ApiResult {
-    let token = required_token(body.0.token)?;
-    Ok(ok(state.auth.verify_email(token).await?))
+pub async fn verify_email(state: web::Data<AppState>, body: Valid<TokenRequest>) -> Result<Reply<UserView>, ApiError> {
+    Ok(Reply(state.auth.verify_email(body.0.token).await?))
+}
+
+/// `{sent: true}`, and what to expect.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sent {
+    /// Always true.
+    sent: bool,
+    /// What happens next.
+    message: &'static str,
 }
 
 /// POST /auth/resend-verification
-pub async fn resend_verification(state: web::Data<AppState>, user: User) -> ApiResult {
+pub async fn resend_verification(state: web::Data<AppState>, user: User) -> Result<Reply<Sent, 202>, ApiError> {
     state.auth.resend_verification(&user.0).await?;
-    Ok(success(StatusCode::ACCEPTED, json!({ "sent": true })))
+    Ok(Reply(Sent {
+        sent: true,
+        message: "a new verification link is on its way",
+    }))
 }
 
 /// Forgot-password body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPassword {
-    email: Option<String>,
+    /// The account's address.
+    email: Email,
 }
 
 /// POST /auth/forgot-password — 202 whether or not an account has the address.
-pub async fn forgot_password(state: web::Data<AppState>, body: Json<ForgotPassword>) -> ApiResult {
-    let email = match body.0.email.as_deref().map(normalize_email) {
-        None => return Err(ApiError::fields([("email", "is required")])),
-        Some(Err(m)) => return Err(ApiError::fields([("email", m)])),
-        Some(Ok(e)) => e,
-    };
-    state.auth.forgot_password(email).await?;
-    Ok(success(
-        StatusCode::ACCEPTED,
-        json!({ "sent": true, "message": "if an account has this address, a reset link is on its way" }),
-    ))
+pub async fn forgot_password(
+    state: web::Data<AppState>,
+    body: Valid<ForgotPassword>,
+) -> Result<Reply<Sent, 202>, ApiError> {
+    state.auth.forgot_password(body.0.email.normalized()).await?;
+    Ok(Reply(Sent {
+        sent: true,
+        message: "if an account has this address, a reset link is on its way",
+    }))
 }
 
 /// Reset-password body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
-    token: Option<String>,
-    password: Option<String>,
+    /// The token from the mailed link.
+    #[schema(min_length = 1, max_length = 128)]
+    token: String,
+    /// The new password.
+    password: NewPassword,
+}
+
+/// `{reset: true}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordReset {
+    /// Always true: the password is set and every session has ended.
+    reset: bool,
 }
 
 /// POST /auth/reset-password
-pub async fn reset_password(state: web::Data<AppState>, body: Json<ResetPassword>) -> ApiResult {
-    let mut bad = Vec::new();
-    if body.0.token.as_deref().is_none_or(str::is_empty) {
-        bad.push(("token", "is required".to_string()));
-    }
-    let password = body.0.password.clone().unwrap_or_default();
-    if password.is_empty() {
-        bad.push(("password", "is required".to_string()));
-    } else if let Err(m) = check_password(&password) {
-        bad.push(("password", m.to_string()));
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
-    state
-        .auth
-        .reset_password(body.0.token.unwrap_or_default(), password)
-        .await?;
-    Ok(ok(json!({ "reset": true })))
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    body: Valid<ResetPassword>,
+) -> Result<Reply<PasswordReset>, ApiError> {
+    let b = body.0;
+    state.auth.reset_password(b.token, b.password.0).await?;
+    Ok(Reply(PasswordReset { reset: true }))
 }
 
 /// Change-password body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ChangePassword {
-    current_password: Option<String>,
-    new_password: Option<String>,
+    /// The current password.
+    current_password: Password,
+    /// The new one.
+    new_password: NewPassword,
+}
+
+/// `{changed: true}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// Always true: the password is changed and every other session has ended.
+    changed: bool,
 }
 
 /// POST /auth/change-password
-pub async fn change_password(state: web::Data<AppState>, user: User, body: Json<ChangePassword>) -> ApiResult {
-    let mut bad = Vec::new();
-    let current = body.0.current_password.unwrap_or_default();
-    if current.is_empty() {
-        bad.push(("currentPassword", "is required".to_string()));
-    } else if current.len() > 256 {
-        bad.push(("currentPassword", "must be at most 256 bytes".to_string()));
-    }
-    let new = body.0.new_password.unwrap_or_default();
-    if new.is_empty() {
-        bad.push(("newPassword", "is required".to_string()));
-    } else if let Err(m) = check_password(&new) {
-        bad.push(("newPassword", m.to_string()));
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
-    state.auth.change_password(&user.0, current, new).await?;
-    Ok(ok(json!({ "changed": true })))
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: User,
+    body: Valid<ChangePassword>,
+) -> Result<Reply<PasswordChanged>, ApiError> {
+    let b = body.0;
+    state
+        .auth
+        .change_password(&user.0, b.current_password.0, b.new_password.0)
+        .await?;
+    Ok(Reply(PasswordChanged { changed: true }))
 }
 
 /// API key creation body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    name: Option<String>,
-    scopes: Option<Vec<String>>,
+    /// What the key is for (shown in lists).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", example = "ci")]
+    name: String,
+    /// What it may do (default `["read", "write"]`; `admin` for admins only).
+    #[schema(min_items = 1)]
+    scopes: Option<Vec<Scope>>,
 }
 
 /// POST /auth/api-keys
-pub async fn create_api_key(state: web::Data<AppState>, user: User, body: Json<CreateApiKey>) -> ApiResult {
-    let mut bad = Vec::new();
-    let name = body.0.name.unwrap_or_default().trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        bad.push(("name", "must be 1 to 100 characters".to_string()));
-    }
-    let scopes = match body.0.scopes {
-        None => Scope::DEFAULT.to_vec(),
-        Some(names) => {
-            let mut scopes: Vec<Scope> = names.iter().filter_map(|n| Scope::parse(n)).collect();
-            scopes.sort();
-            scopes.dedup();
-            if names.is_empty() || scopes.len() != names.iter().collect::<std::collections::BTreeSet<_>>().len() {
-                bad.push(("scopes", "must be a non-empty list of read, write, admin".to_string()));
-            }
-            scopes
-        }
-    };
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
-    let key = state.auth.create_api_key(&user.0, name, scopes).await?;
-    Ok(success(StatusCode::CREATED, key))
+pub async fn create_api_key(
+    state: web::Data<AppState>,
+    user: User,
+    body: Valid<CreateApiKey>,
+) -> Result<Created<NewApiKey>, ApiError> {
+    let b = body.0;
+    let mut scopes = b.scopes.unwrap_or_else(|| Scope::DEFAULT.to_vec());
+    scopes.sort();
+    scopes.dedup();
+    let key = state
+        .auth
+        .create_api_key(&user.0, b.name.trim().to_string(), scopes)
+        .await?;
+    Ok(Reply(key))
 }
 
 /// GET /auth/api-keys
-pub async fn list_api_keys(state: web::Data<AppState>, user: User) -> ApiResult {
-    Ok(ok(state.auth.list_api_keys(&user.0.user_id).await?))
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    user: User,
+) -> Result<Reply<Vec<crate::auth::ApiKeyView>>, ApiError> {
+    Ok(Reply(state.auth.list_api_keys(&user.0.user_id).await?))
 }
 
 /// DELETE /auth/api-keys/{id}
-pub async fn delete_api_key(state: web::Data<AppState>, user: User, id: web::Path<String>) -> ApiResult {
+pub async fn delete_api_key(
+    state: web::Data<AppState>,
+    user: User,
+    id: web::Path<String>,
+) -> Result<Reply<Deleted>, ApiError> {
     state.auth.delete_api_key(&user.0.user_id, &id).await?;
-    Ok(ok(json!({ "deleted": true })))
+    Ok(Reply(Deleted::YES))
 }
 
 /// Tier body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetTier {
-    tier: Option<String>,
+    /// The new tier.
+    tier: Tier,
 }
 
 /// PUT /admin/users/{id}/tier
@@ -313,22 +387,17 @@ pub async fn set_tier(
     state: web::Data<AppState>,
     _admin: Admin,
     id: web::Path<String>,
-    body: Json<SetTier>,
-) -> ApiResult {
-    let tier = body
-        .0
-        .tier
-        .as_deref()
-        .and_then(Tier::parse)
-        .ok_or_else(|| ApiError::fields([("tier", "must be free, pro or enterprise")]))?;
-    Ok(ok(state.auth.set_tier(&id, tier).await?))
+    body: Valid<SetTier>,
+) -> Result<Reply<UserView>, ApiError> {
+    Ok(Reply(state.auth.set_tier(&id, body.0.tier).await?))
 }
 
 /// Role body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
-    role: Option<String>,
+    /// The new role.
+    role: Role,
 }
 
 /// PUT /admin/users/{id}/role
@@ -336,13 +405,7 @@ pub async fn set_role(
     state: web::Data<AppState>,
     _admin: Admin,
     id: web::Path<String>,
-    body: Json<SetRole>,
-) -> ApiResult {
-    let role = body
-        .0
-        .role
-        .as_deref()
-        .and_then(Role::parse)
-        .ok_or_else(|| ApiError::fields([("role", "must be user or admin")]))?;
-    Ok(ok(state.auth.set_role(&id, role).await?))
+    body: Valid<SetRole>,
+) -> Result<Reply<UserView>, ApiError> {
+    Ok(Reply(state.auth.set_role(&id, body.0.role).await?))
 }

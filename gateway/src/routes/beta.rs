@@ -2,156 +2,280 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{http::StatusCode, web};
+use actix_web::web;
+use chrono::{DateTime, Utc};
 use portico_proto::beta::v1 as pb;
 use portico_runtime::grpc::outgoing;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::{Admin, PageQuery, Rid, User, rfc3339};
+use super::{Admin, PageQuery, Rid, User, at};
 use crate::{
     AppState,
-    envelope::{ApiError, ApiResult, Json, ok, success},
+    contract::{Created, Reply, Valid, ValidQuery},
+    envelope::ApiError,
 };
 
-/// The public name of a level (`NONE`, `BASIC`, ...).
-pub fn level_name(value: i32) -> &'static str {
-    match pb::AccessLevel::try_from(value).unwrap_or(pb::AccessLevel::None) {
-        pb::AccessLevel::Unspecified | pb::AccessLevel::None => "NONE",
-        pb::AccessLevel::Basic => "BASIC",
-        pb::AccessLevel::Premium => "PREMIUM",
-        pb::AccessLevel::Advanced => "ADVANCED",
-        pb::AccessLevel::Developer => "DEVELOPER",
+/// A beta access level, ordered NONE < BASIC < PREMIUM < ADVANCED < DEVELOPER.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Level {
+    /// Not in the beta.
+    None,
+    /// Basic.
+    Basic,
+    /// Premium.
+    Premium,
+    /// Advanced.
+    Advanced,
+    /// Developer.
+    Developer,
+}
+
+impl Level {
+    /// From the wire value (unknown values are NONE).
+    pub fn from_proto(value: i32) -> Level {
+        match pb::AccessLevel::try_from(value).unwrap_or(pb::AccessLevel::None) {
+            pb::AccessLevel::Unspecified | pb::AccessLevel::None => Level::None,
+            pb::AccessLevel::Basic => Level::Basic,
+            pb::AccessLevel::Premium => Level::Premium,
+            pb::AccessLevel::Advanced => Level::Advanced,
+            pb::AccessLevel::Developer => Level::Developer,
+        }
+    }
+
+    /// To the wire value.
+    pub fn to_proto(self) -> pb::AccessLevel {
+        match self {
+            Level::None => pb::AccessLevel::None,
+            Level::Basic => pb::AccessLevel::Basic,
+            Level::Premium => pb::AccessLevel::Premium,
+            Level::Advanced => pb::AccessLevel::Advanced,
+            Level::Developer => pb::AccessLevel::Developer,
+        }
     }
 }
 
-fn parse_level(name: &str) -> Option<pb::AccessLevel> {
-    match name.trim().to_ascii_uppercase().as_str() {
-        "NONE" => Some(pb::AccessLevel::None),
-        "BASIC" => Some(pb::AccessLevel::Basic),
-        "PREMIUM" => Some(pb::AccessLevel::Premium),
-        "ADVANCED" => Some(pb::AccessLevel::Advanced),
-        "DEVELOPER" => Some(pb::AccessLevel::Developer),
-        _ => None,
-    }
+/// The level an invitation code gives (any but NONE).
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CodeLevel {
+    /// Basic.
+    Basic,
+    /// Premium.
+    Premium,
+    /// Advanced.
+    Advanced,
+    /// Developer.
+    Developer,
 }
 
-fn parse_time(field: &str, raw: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|d| d.timestamp_millis())
-        .map_err(|_| ApiError::fields([(field, "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")]))
+impl From<CodeLevel> for Level {
+    fn from(l: CodeLevel) -> Level {
+        match l {
+            CodeLevel::Basic => Level::Basic,
+            CodeLevel::Premium => Level::Premium,
+            CodeLevel::Advanced => Level::Advanced,
+            CodeLevel::Developer => Level::Developer,
+        }
+    }
 }
 
 /// What a user may use, as answered by user-access and join.
-#[derive(Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AccessView<'a> {
-    access_level: &'static str,
-    features: BTreeMap<&'a str, bool>,
-    joined_at: Value,
+pub struct Access {
+    /// The caller's level.
+    access_level: Level,
+    /// Every feature flag, on or off for that level.
+    features: BTreeMap<String, bool>,
+    /// When the caller joined (absent when not a member).
+    joined_at: Option<DateTime<Utc>>,
     /// Join only: whether the join raised the caller's level.
     #[serde(skip_serializing_if = "Option::is_none")]
     upgraded: Option<bool>,
 }
 
-fn access_view(a: &pb::UserAccess) -> AccessView<'_> {
-    AccessView {
-        access_level: level_name(a.access_level),
-        features: a.features.iter().map(|f| (f.name.as_str(), f.enabled)).collect(),
-        joined_at: a.joined_at_ms.map(rfc3339).unwrap_or(Value::Null),
-        upgraded: None,
+fn access(a: pb::UserAccess, upgraded: Option<bool>) -> Access {
+    Access {
+        access_level: Level::from_proto(a.access_level),
+        features: a.features.into_iter().map(|f| (f.name, f.enabled)).collect(),
+        joined_at: a.joined_at_ms.and_then(at),
+        upgraded,
     }
 }
 
-fn code_json(c: &pb::InviteCode) -> Value {
-    json!({
-        "code": c.code,
-        "accessLevel": level_name(c.access_level),
-        "maxUses": c.max_uses,
-        "uses": c.uses,
-        "remainingUses": (c.max_uses - c.uses).max(0),
-        "expiresAt": c.expires_at_ms.map(rfc3339).unwrap_or(Value::Null),
-        "active": c.active,
-        "createdAt": rfc3339(c.created_at_ms),
-        "createdBy": c.created_by,
-    })
+/// An invitation code as admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteCode {
+    /// The code.
+    #[schema(example = "COSNAPBETA2025")]
+    code: String,
+    /// The level it gives.
+    access_level: Level,
+    /// How many joins it admits.
+    max_uses: i32,
+    /// How many it has admitted.
+    uses: i32,
+    /// How many it still admits.
+    remaining_uses: i32,
+    /// When it stops working, if ever.
+    expires_at: Option<DateTime<Utc>>,
+    /// Whether it works at all.
+    active: bool,
+    /// When it was made.
+    created_at: Option<DateTime<Utc>>,
+    /// The admin who made it (empty for seeded codes).
+    created_by: String,
 }
 
-fn member_json(u: &pb::BetaUser) -> Value {
-    json!({
-        "userId": u.user_id,
-        "accessLevel": level_name(u.access_level),
-        "joinedAt": rfc3339(u.joined_at_ms),
-        "updatedAt": rfc3339(u.updated_at_ms),
-        "inviteCode": u.invite_code,
-    })
-}
-
-/// `{code}` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InviteCodeRequest {
-    code: Option<String>,
-}
-
-impl InviteCodeRequest {
-    fn code(self) -> Result<String, ApiError> {
-        match self.code.map(|c| c.trim().to_string()) {
-            Some(c) if !c.is_empty() && c.len() <= 64 => Ok(c),
-            Some(c) if !c.is_empty() => Err(ApiError::fields([("code", "must be at most 64 characters")])),
-            _ => Err(ApiError::fields([("code", "is required")])),
+impl From<pb::InviteCode> for InviteCode {
+    fn from(c: pb::InviteCode) -> Self {
+        InviteCode {
+            remaining_uses: (c.max_uses - c.uses).max(0),
+            access_level: Level::from_proto(c.access_level),
+            expires_at: c.expires_at_ms.and_then(at),
+            created_at: at(c.created_at_ms),
+            code: c.code,
+            max_uses: c.max_uses,
+            uses: c.uses,
+            active: c.active,
+            created_by: c.created_by,
         }
     }
 }
 
+/// A beta member.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The user.
+    user_id: String,
+    /// Their level.
+    access_level: Level,
+    /// When they joined.
+    joined_at: Option<DateTime<Utc>>,
+    /// When their level last changed.
+    updated_at: Option<DateTime<Utc>>,
+    /// The code that gave their level (empty when an admin set it).
+    invite_code: String,
+}
+
+impl From<pb::BetaUser> for Member {
+    fn from(u: pb::BetaUser) -> Self {
+        Member {
+            access_level: Level::from_proto(u.access_level),
+            joined_at: at(u.joined_at_ms),
+            updated_at: at(u.updated_at_ms),
+            user_id: u.user_id,
+            invite_code: u.invite_code,
+        }
+    }
+}
+
+/// `{code}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteCodeRequest {
+    /// The invitation code (case and surrounding space do not matter).
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S", example = "COSNAPBETA2025")]
+    code: String,
+}
+
+/// Whether a code can be redeemed, without using it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteCheck {
+    /// Whether it can be redeemed now.
+    valid: bool,
+    /// The level it gives (valid codes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_level: Option<Level>,
+    /// Joins it still admits (valid codes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_uses: Option<i32>,
+    /// When it stops working (valid codes that expire).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    /// Why not (invalid codes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<InviteProblem>,
+}
+
+/// Why a code cannot be redeemed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteProblem {
+    /// No such code.
+    NotFound,
+    /// Past its expiry.
+    Expired,
+    /// No uses left.
+    Exhausted,
+    /// Deactivated by an admin.
+    Inactive,
+}
+
 /// POST /beta/validate-invite
-pub async fn validate_invite(state: web::Data<AppState>, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
-    let code = body.0.code()?;
+pub async fn validate_invite(
+    state: web::Data<AppState>,
+    rid: Rid,
+    body: Valid<InviteCodeRequest>,
+) -> Result<Reply<InviteCheck>, ApiError> {
     let r = state
         .beta()?
-        .validate_invite(outgoing(pb::ValidateInviteRequest { code }, &rid.0))
+        .validate_invite(outgoing(pb::ValidateInviteRequest { code: body.0.code }, &rid.0))
         .await?
         .into_inner();
     if r.valid {
-        return Ok(ok(json!({
-            "valid": true,
-            "accessLevel": level_name(r.access_level),
-            "remainingUses": r.remaining_uses,
-            "expiresAt": r.expires_at_ms.map(rfc3339).unwrap_or(Value::Null),
-        })));
+        return Ok(Reply(InviteCheck {
+            valid: true,
+            access_level: Some(Level::from_proto(r.access_level)),
+            remaining_uses: Some(r.remaining_uses),
+            expires_at: r.expires_at_ms.and_then(at),
+            reason: None,
+        }));
     }
     let reason = match pb::InviteProblem::try_from(r.problem).unwrap_or(pb::InviteProblem::NotFound) {
-        pb::InviteProblem::Expired => "expired",
-        pb::InviteProblem::Exhausted => "exhausted",
-        pb::InviteProblem::Inactive => "inactive",
-        pb::InviteProblem::NotFound | pb::InviteProblem::Unspecified => "not_found",
+        pb::InviteProblem::Expired => InviteProblem::Expired,
+        pb::InviteProblem::Exhausted => InviteProblem::Exhausted,
+        pb::InviteProblem::Inactive => InviteProblem::Inactive,
+        pb::InviteProblem::NotFound | pb::InviteProblem::Unspecified => InviteProblem::NotFound,
     };
-    Ok(ok(json!({ "valid": false, "reason": reason })))
+    Ok(Reply(InviteCheck {
+        valid: false,
+        access_level: None,
+        remaining_uses: None,
+        expires_at: None,
+        reason: Some(reason),
+    }))
 }
 
 /// POST /beta/join
-pub async fn join(state: web::Data<AppState>, user: User, rid: Rid, body: Json<InviteCodeRequest>) -> ApiResult {
-    let code = body.0.code()?;
+pub async fn join(
+    state: web::Data<AppState>,
+    user: User,
+    rid: Rid,
+    body: Valid<InviteCodeRequest>,
+) -> Result<Reply<Access>, ApiError> {
     let r = state
         .beta()?
         .join(outgoing(
             pb::JoinRequest {
                 user_id: user.0.user_id,
-                code,
+                code: body.0.code,
             },
             &rid.0,
         ))
         .await?
         .into_inner();
-    let access = r.access.unwrap_or_default();
-    Ok(ok(AccessView {
-        upgraded: Some(r.upgraded),
-        ..access_view(&access)
-    }))
+    Ok(Reply(access(r.access.unwrap_or_default(), Some(r.upgraded))))
 }
 
 /// GET /beta/user-access
-pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> ApiResult {
+pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> Result<Reply<Access>, ApiError> {
     let a = state
         .beta()?
         .get_user_access(outgoing(
@@ -162,64 +286,66 @@ pub async fn user_access(state: web::Data<AppState>, user: User, rid: Rid) -> Ap
         ))
         .await?
         .into_inner();
-    Ok(ok(access_view(&a)))
+    Ok(Reply(access(a, None)))
 }
 
-/// One analytics event.
-#[derive(Debug, Deserialize)]
+/// One feature-usage event.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AnalyticsEvent {
-    feature: Option<String>,
-    action: Option<String>,
+    /// The feature used.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S", example = "ai_filters")]
+    feature: String,
+    /// What was done with it.
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S", example = "applied")]
+    action: String,
+    /// Free-form details (at most 8 KiB of JSON).
+    #[schema(value_type = Option<Object>)]
     properties: Option<serde_json::Map<String, Value>>,
-    occurred_at: Option<String>,
+    /// When it happened (default: now; not in the future).
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+/// A batch of events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsBatch {
+    /// 1 to 100 events.
+    #[schema(min_items = 1, max_items = 100)]
+    events: Vec<AnalyticsEvent>,
 }
 
 /// One event, or `{events: [...]}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AnalyticsEvents {
-    events: Option<Vec<AnalyticsEvent>>,
-    feature: Option<String>,
-    action: Option<String>,
-    properties: Option<serde_json::Map<String, Value>>,
-    occurred_at: Option<String>,
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AnalyticsEvents {
+    /// A batch.
+    Batch(AnalyticsBatch),
+    /// One event.
+    One(AnalyticsEvent),
+}
+
+/// How many events were recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Events recorded.
+    accepted: i32,
 }
 
 const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
 
 /// POST /beta/analytics → 202
-pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: Json<AnalyticsEvents>) -> ApiResult {
-    let b = body.0;
-    let single = b.feature.is_some() || b.action.is_some() || b.properties.is_some() || b.occurred_at.is_some();
-    let (events, prefix) = match (b.events, single) {
-        (Some(_), true) => {
-            return Err(ApiError::fields([(
-                "events",
-                "send either one event or {events: [...]}, not both",
-            )]));
-        }
-        (Some(events), false) => (events, "events."),
-        (None, true) => (
-            vec![AnalyticsEvent {
-                feature: b.feature,
-                action: b.action,
-                properties: b.properties,
-                occurred_at: b.occurred_at,
-            }],
-            "",
-        ),
-        (None, false) => {
-            return Err(ApiError::fields([
-                ("feature", "is required"),
-                ("action", "is required"),
-            ]));
-        }
+pub async fn analytics(
+    state: web::Data<AppState>,
+    user: User,
+    rid: Rid,
+    body: Valid<AnalyticsEvents>,
+) -> Result<Reply<Accepted, 202>, ApiError> {
+    let (events, prefix) = match body.0 {
+        AnalyticsEvents::Batch(b) => (b.events, "events."),
+        AnalyticsEvents::One(e) => (vec![e], ""),
     };
-    if events.is_empty() || events.len() > 100 {
-        return Err(ApiError::fields([("events", "must hold 1 to 100 events")]));
-    }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = Utc::now().timestamp_millis();
     let mut bad: Vec<(String, String)> = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
@@ -230,20 +356,6 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
                 format!("{prefix}{i}.{f}")
             }
         };
-        let text = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty() && s.len() <= 64)
-                .map(String::from)
-        };
-        let feature = text(&e.feature);
-        let action = text(&e.action);
-        if feature.is_none() {
-            bad.push((at("feature"), "is required (1 to 64 characters)".into()));
-        }
-        if action.is_none() {
-            bad.push((at("action"), "is required (1 to 64 characters)".into()));
-        }
         let properties = e.properties.map(|p| Value::Object(p).to_string()).unwrap_or_default();
         if properties.len() > MAX_PROPERTIES_BYTES {
             bad.push((
@@ -251,24 +363,13 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
                 format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
             ));
         }
-        let occurred_at = match e.occurred_at.as_deref().map(|t| parse_time(&at("occurredAt"), t)) {
-            Some(Ok(ms)) if ms > now + 5 * 60_000 => {
-                bad.push((at("occurredAt"), "must not be in the future".into()));
-                None
-            }
-            Some(Ok(ms)) => Some(ms),
-            Some(Err(ApiError(p))) => {
-                bad.push((
-                    at("occurredAt"),
-                    p.message.replace("invalid fields: ", "must be an RFC 3339 date-time "),
-                ));
-                None
-            }
-            None => None,
-        };
+        let occurred_at = e.occurred_at.map(|t| t.timestamp_millis());
+        if occurred_at.is_some_and(|ms| ms > now + 5 * 60_000) {
+            bad.push((at("occurredAt"), "must not be in the future".into()));
+        }
         out.push(pb::AnalyticsEvent {
-            feature: feature.unwrap_or_default(),
-            action: action.unwrap_or_default(),
+            feature: e.feature.trim().to_string(),
+            action: e.action.trim().to_string(),
             properties_json: properties,
             occurred_at_ms: occurred_at,
         });
@@ -287,17 +388,23 @@ pub async fn analytics(state: web::Data<AppState>, user: User, rid: Rid, body: J
         ))
         .await?
         .into_inner();
-    Ok(success(StatusCode::ACCEPTED, json!({ "accepted": r.accepted })))
+    Ok(Reply(Accepted { accepted: r.accepted }))
 }
 
 /// Invite code creation body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateInviteCode {
+    /// The code (made up when left out): 4 to 64 of A-Z, 0-9, `_`, `-` (lower case is raised).
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{4,64}\s*$", example = "SPRING_LAUNCH")]
     code: Option<String>,
-    access_level: Option<String>,
-    max_uses: Option<i32>,
-    expires_at: Option<String>,
+    /// The level it gives.
+    access_level: CodeLevel,
+    /// How many joins it admits.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_uses: i32,
+    /// When it stops working.
+    expires_at: Option<DateTime<Utc>>,
 }
 
 /// POST /admin/beta/invite-codes → 201
@@ -305,43 +412,14 @@ pub async fn create_code(
     state: web::Data<AppState>,
     admin: Admin,
     rid: Rid,
-    body: Json<CreateInviteCode>,
-) -> ApiResult {
+    body: Valid<CreateInviteCode>,
+) -> Result<Created<InviteCode>, ApiError> {
     let b = body.0;
-    let mut bad: Vec<(String, String)> = Vec::new();
-    let level = match b.access_level.as_deref().map(parse_level) {
-        Some(Some(l)) if l != pb::AccessLevel::None => l,
-        Some(_) => {
-            bad.push((
-                "accessLevel".into(),
-                "must be BASIC, PREMIUM, ADVANCED or DEVELOPER".into(),
-            ));
-            pb::AccessLevel::Unspecified
-        }
-        None => {
-            bad.push(("accessLevel".into(), "is required".into()));
-            pb::AccessLevel::Unspecified
-        }
-    };
-    if b.max_uses.is_none() {
-        bad.push(("maxUses".into(), "is required".into()));
-    }
-    let expires = match b.expires_at.as_deref().map(|t| parse_time("expiresAt", t)) {
-        Some(Ok(ms)) => Some(ms),
-        Some(Err(_)) => {
-            bad.push(("expiresAt".into(), "must be an RFC 3339 date-time".into()));
-            None
-        }
-        None => None,
-    };
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
     let req = pb::CreateInviteCodeRequest {
         code: b.code.unwrap_or_default(),
-        access_level: level as i32,
-        max_uses: b.max_uses.unwrap_or_default(),
-        expires_at_ms: expires,
+        access_level: Level::from(b.access_level).to_proto() as i32,
+        max_uses: b.max_uses,
+        expires_at_ms: b.expires_at.map(|t| t.timestamp_millis()),
         created_by: admin.0.user_id,
     };
     let c = state
@@ -349,25 +427,50 @@ pub async fn create_code(
         .create_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
-    Ok(success(StatusCode::CREATED, code_json(&c)))
+    Ok(Reply(c.into()))
+}
+
+/// A page of invitation codes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteCodePage {
+    /// This page.
+    items: Vec<InviteCode>,
+    /// How many there are in all.
+    total: i64,
+    /// The page size asked for.
+    limit: i32,
+    /// Where the page starts.
+    offset: i32,
 }
 
 /// GET /admin/beta/invite-codes
-pub async fn list_codes(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
-    let (limit, offset) = q.bounds()?;
+pub async fn list_codes(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    rid: Rid,
+    q: ValidQuery<PageQuery>,
+) -> Result<Reply<InviteCodePage>, ApiError> {
+    let (limit, offset) = q.0.bounds();
     let r = state
         .beta()?
         .list_invite_codes(outgoing(pb::ListInviteCodesRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
-    Ok(ok(json!({
-        "items": r.codes.iter().map(code_json).collect::<Vec<_>>(),
-        "total": r.total, "limit": limit, "offset": offset,
-    })))
+    Ok(Reply(InviteCodePage {
+        items: r.codes.into_iter().map(InviteCode::from).collect(),
+        total: r.total,
+        limit,
+        offset,
+    }))
 }
 
 /// GET /admin/beta/invite-codes/{code}
-pub async fn get_code(state: web::Data<AppState>, _admin: Admin, rid: Rid, code: web::Path<String>) -> ApiResult {
+pub async fn get_code(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    rid: Rid,
+    code: web::Path<String>,
+) -> Result<Reply<InviteCode>, ApiError> {
     let c = state
         .beta()?
         .get_invite_code(outgoing(
@@ -378,21 +481,27 @@ pub async fn get_code(state: web::Data<AppState>, _admin: Admin, rid: Rid, code:
         ))
         .await?
         .into_inner();
-    Ok(ok(code_json(&c)))
+    Ok(Reply(c.into()))
 }
 
-/// Invite code change body. `expiresAt: null` removes the expiry.
-#[derive(Debug, Deserialize)]
+/// Invite code change body: at least one field. `expiresAt: null` removes the expiry.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(min_properties = 1)]
 pub struct UpdateInviteCode {
+    /// Deactivate (false) or reactivate (true).
     active: Option<bool>,
+    /// A new use limit (not below the uses so far).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     max_uses: Option<i32>,
+    /// A new expiry, or null for none.
     #[serde(default, deserialize_with = "present")]
-    expires_at: Option<Option<String>>,
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    expires_at: Option<Option<DateTime<Utc>>>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
+    Option::<DateTime<Utc>>::deserialize(d).map(Some)
 }
 
 /// PATCH /admin/beta/invite-codes/{code}
@@ -401,13 +510,13 @@ pub async fn update_code(
     _admin: Admin,
     rid: Rid,
     code: web::Path<String>,
-    body: Json<UpdateInviteCode>,
-) -> ApiResult {
+    body: Valid<UpdateInviteCode>,
+) -> Result<Reply<InviteCode>, ApiError> {
     let b = body.0;
     let (expires_at_ms, clear_expiry) = match b.expires_at {
         None => (None, false),
         Some(None) => (None, true),
-        Some(Some(t)) => (Some(parse_time("expiresAt", &t)?), false),
+        Some(Some(t)) => (Some(t.timestamp_millis()), false),
     };
     let req = pb::UpdateInviteCodeRequest {
         code: code.into_inner(),
@@ -421,28 +530,49 @@ pub async fn update_code(
         .update_invite_code(outgoing(req, &rid.0))
         .await?
         .into_inner();
-    Ok(ok(code_json(&c)))
+    Ok(Reply(c.into()))
+}
+
+/// A page of beta members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPage {
+    /// This page.
+    items: Vec<Member>,
+    /// How many there are in all.
+    total: i64,
+    /// The page size asked for.
+    limit: i32,
+    /// Where the page starts.
+    offset: i32,
 }
 
 /// GET /admin/beta/users
-pub async fn list_users(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<PageQuery>) -> ApiResult {
-    let (limit, offset) = q.bounds()?;
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    rid: Rid,
+    q: ValidQuery<PageQuery>,
+) -> Result<Reply<MemberPage>, ApiError> {
+    let (limit, offset) = q.0.bounds();
     let r = state
         .beta()?
         .list_users(outgoing(pb::ListUsersRequest { limit, offset }, &rid.0))
         .await?
         .into_inner();
-    Ok(ok(json!({
-        "items": r.users.iter().map(member_json).collect::<Vec<_>>(),
-        "total": r.total, "limit": limit, "offset": offset,
-    })))
+    Ok(Reply(MemberPage {
+        items: r.users.into_iter().map(Member::from).collect(),
+        total: r.total,
+        limit,
+        offset,
+    }))
 }
 
 /// Level body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SetLevel {
-    access_level: Option<String>,
+    /// The member's new level (NONE removes them from the beta).
+    access_level: Level,
 }
 
 /// PUT /admin/beta/users/{userId}
@@ -451,112 +581,143 @@ pub async fn set_user_level(
     _admin: Admin,
     rid: Rid,
     user_id: web::Path<String>,
-    body: Json<SetLevel>,
-) -> ApiResult {
-    let level =
-        body.0.access_level.as_deref().and_then(parse_level).ok_or_else(|| {
-            ApiError::fields([("accessLevel", "must be NONE, BASIC, PREMIUM, ADVANCED or DEVELOPER")])
-        })?;
+    body: Valid<SetLevel>,
+) -> Result<Reply<Member>, ApiError> {
     // Only real accounts can be given a level.
     state.auth.user(&user_id).await?;
     let req = pb::SetUserLevelRequest {
         user_id: user_id.into_inner(),
-        access_level: level as i32,
+        access_level: body.0.access_level.to_proto() as i32,
     };
     let u = state.beta()?.set_user_level(outgoing(req, &rid.0)).await?.into_inner();
-    Ok(ok(member_json(&u)))
+    Ok(Reply(u.into()))
 }
 
-fn features_json(t: &pb::FeatureTable) -> Value {
-    Value::Array(
-        t.features
-            .iter()
-            .map(|f| json!({ "name": f.name, "minLevel": level_name(f.min_level), "description": f.description }))
-            .collect(),
-    )
+/// One feature flag: the least level that sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Feature {
+    /// Its name: 1 to 64 of a-z, 0-9, `_`, `.`, `-`.
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}$", example = "ai_filters")]
+    name: String,
+    /// The least level that sees it.
+    min_level: Level,
+    /// What it is, for admins.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    description: String,
+}
+
+/// The whole feature table.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureTable {
+    /// Every flag (names unique), at most 1000.
+    #[schema(max_items = 1000)]
+    features: Vec<Feature>,
+}
+
+impl From<pb::FeatureTable> for FeatureTable {
+    fn from(t: pb::FeatureTable) -> Self {
+        FeatureTable {
+            features: t
+                .features
+                .into_iter()
+                .map(|f| Feature {
+                    name: f.name,
+                    min_level: Level::from_proto(f.min_level),
+                    description: f.description,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// GET /admin/beta/features
-pub async fn features(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> ApiResult {
+pub async fn features(state: web::Data<AppState>, _admin: Admin, rid: Rid) -> Result<Reply<FeatureTable>, ApiError> {
     let t = state
         .beta()?
         .get_features(outgoing(pb::GetFeaturesRequest {}, &rid.0))
         .await?
         .into_inner();
-    Ok(ok(json!({ "features": features_json(&t) })))
-}
-
-/// One feature row.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FeatureInput {
-    name: Option<String>,
-    min_level: Option<String>,
-    description: Option<String>,
-}
-
-/// The whole feature table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FeatureTable {
-    features: Option<Vec<FeatureInput>>,
+    Ok(Reply(t.into()))
 }
 
 /// PUT /admin/beta/features
-pub async fn set_features(state: web::Data<AppState>, _admin: Admin, rid: Rid, body: Json<FeatureTable>) -> ApiResult {
-    let rows = body
+pub async fn set_features(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    rid: Rid,
+    body: Valid<FeatureTable>,
+) -> Result<Reply<FeatureTable>, ApiError> {
+    let features = body
         .0
         .features
-        .ok_or_else(|| ApiError::fields([("features", "is required")]))?;
-    let mut bad: Vec<(String, String)> = Vec::new();
-    let mut features = Vec::with_capacity(rows.len());
-    for (i, f) in rows.into_iter().enumerate() {
-        if f.name.as_deref().is_none_or(str::is_empty) {
-            bad.push((format!("features.{i}.name"), "is required".into()));
-        }
-        let level = f.min_level.as_deref().and_then(parse_level);
-        if level.is_none() {
-            bad.push((
-                format!("features.{i}.minLevel"),
-                "must be NONE, BASIC, PREMIUM, ADVANCED or DEVELOPER".into(),
-            ));
-        }
-        features.push(pb::Feature {
-            name: f.name.unwrap_or_default(),
-            min_level: level.unwrap_or(pb::AccessLevel::Unspecified) as i32,
-            description: f.description.unwrap_or_default(),
-        });
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
+        .into_iter()
+        .map(|f| pb::Feature {
+            name: f.name,
+            min_level: f.min_level.to_proto() as i32,
+            description: f.description,
+        })
+        .collect();
     let t = state
         .beta()?
         .set_features(outgoing(pb::SetFeaturesRequest { features }, &rid.0))
         .await?
         .into_inner();
-    Ok(ok(json!({ "features": features_json(&t) })))
+    Ok(Reply(t.into()))
 }
 
 /// `?from=&to=` (RFC 3339; default the last 7 days).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
+    /// Start (inclusive).
+    from: Option<DateTime<Utc>>,
+    /// End (exclusive; after `from`).
+    to: Option<DateTime<Utc>>,
+}
+
+/// One feature's usage.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureUsage {
+    /// The feature.
+    feature: String,
+    /// Events.
+    events: i64,
+    /// Distinct users.
+    unique_users: i64,
+    /// Events per member level.
+    by_level: BTreeMap<String, i64>,
+}
+
+/// Usage over a range.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageSummary {
+    /// Start.
+    from: Option<DateTime<Utc>>,
+    /// End.
+    to: Option<DateTime<Utc>>,
+    /// Events in all.
+    total_events: i64,
+    /// Distinct users in all.
+    unique_users: i64,
+    /// Per feature.
+    features: Vec<FeatureUsage>,
 }
 
 /// GET /admin/beta/analytics/summary
-pub async fn summary(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web::Query<RangeQuery>) -> ApiResult {
-    let now = chrono::Utc::now().timestamp_millis();
-    let to = match q.to.as_deref() {
-        Some(t) => parse_time("to", t)?,
-        None => now + 1,
-    };
-    let from = match q.from.as_deref() {
-        Some(t) => parse_time("from", t)?,
-        None => to - 7 * 24 * 3600 * 1000,
-    };
+pub async fn summary(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    rid: Rid,
+    q: ValidQuery<RangeQuery>,
+) -> Result<Reply<UsageSummary>, ApiError> {
+    let now = Utc::now().timestamp_millis();
+    let to = q.0.to.map_or(now + 1, |t| t.timestamp_millis());
+    let from = q.0.from.map_or(to - 7 * 24 * 3600 * 1000, |t| t.timestamp_millis());
     if from >= to {
         return Err(ApiError::fields([("to", "must be after from")]));
     }
@@ -571,21 +732,30 @@ pub async fn summary(state: web::Data<AppState>, _admin: Admin, rid: Rid, q: web
         ))
         .await?
         .into_inner();
-    let features: Vec<Value> = r
+    let features = r
         .features
-        .iter()
-        .map(|f| {
-            let by_level: BTreeMap<&str, i64> = f
+        .into_iter()
+        .map(|f| FeatureUsage {
+            by_level: f
                 .by_level
                 .iter()
-                .map(|l| (level_name(l.access_level), l.events))
-                .collect();
-            json!({ "feature": f.feature, "events": f.events, "uniqueUsers": f.unique_users, "byLevel": by_level })
+                .map(|l| {
+                    (
+                        format!("{:?}", Level::from_proto(l.access_level)).to_ascii_uppercase(),
+                        l.events,
+                    )
+                })
+                .collect(),
+            feature: f.feature,
+            events: f.events,
+            unique_users: f.unique_users,
         })
         .collect();
-    Ok(ok(json!({
-        "from": rfc3339(from), "to": rfc3339(to),
-        "totalEvents": r.total_events, "uniqueUsers": r.unique_users,
-        "features": features,
-    })))
+    Ok(Reply(UsageSummary {
+        from: at(from),
+        to: at(to),
+        total_events: r.total_events,
+        unique_users: r.unique_users,
+        features,
+    }))
 }

@@ -22,12 +22,16 @@ use portico_runtime::ErrorCode;
 pub use crate::middleware::{Access, Budget, RoutePolicy};
 use crate::{
     auth::{Principal, Role},
+    contract::{
+        Created, Deleted, OptionalBody, Reply, Valid, ValidQuery,
+        doc::{Input, Output, RequestDoc, ResponseDoc, Schemas},
+    },
     envelope::{ApiError, ApiResult},
     middleware::{Caller, RequestId, gate},
 };
 
 /// One documented route.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct RouteDoc {
     /// HTTP method, lower case.
     pub method: &'static str,
@@ -41,8 +45,18 @@ pub struct RouteDoc {
     pub tag: &'static str,
     /// One-line summary.
     pub summary: &'static str,
-    /// Name of the JSON request body schema, if any.
-    pub body: Option<&'static str>,
+    /// Its input (body, query) as the document shows it.
+    pub request: fn(&mut Schemas) -> Input,
+    /// Its answer as the document shows it.
+    pub response: fn(&mut Schemas) -> Output,
+    /// Error codes it answers besides the ones every route of its kind does.
+    pub errors: &'static [ErrorCode],
+}
+
+impl std::fmt::Debug for RouteDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method.to_ascii_uppercase(), self.path)
+    }
 }
 
 /// The route of `method` on a path of the table: GET also serves HEAD (the body is dropped
@@ -124,14 +138,18 @@ pub fn api_scope(prefix: &str, legacy: bool) -> actix_web::Scope {
 }
 
 macro_rules! api_routes {
-    ($( $method:ident $path:literal => $handler:path, $access:ident, $budget:ident, $tag:literal, $body:expr, $summary:literal; )*) => {
+    ($( $method:ident $path:literal => $handler:path, $access:ident, $budget:ident, $tag:literal, $req:ty, $res:ty, [$($err:ident),*], $summary:literal; )*) => {
         /// Registers every public route of one scope.
         fn configure_api(cfg: &mut web::ServiceConfig, legacy: bool) {
-            $( cfg.route($path, route(stringify!($method), $path).to($handler).wrap(gated(RoutePolicy {
-                access: Access::$access,
-                budget: Budget::$budget,
-                legacy,
-            }))); )*
+            $(
+                // The table's response type is the handler's (checked here, at compile time).
+                crate::contract::returns::<$res, _, _>(&$handler);
+                cfg.route($path, route(stringify!($method), $path).to($handler).wrap(gated(RoutePolicy {
+                    access: Access::$access,
+                    budget: Budget::$budget,
+                    legacy,
+                })));
+            )*
             // A known path with another method answers 405 with `Allow` (OPTIONS: 204), not
             // 404, through the gate too.
             let mut seen = std::collections::BTreeSet::new();
@@ -142,64 +160,74 @@ macro_rules! api_routes {
 
         /// The public routes, for the OpenAPI document.
         pub const API_ROUTES: &[RouteDoc] = &[
-            $( RouteDoc { method: stringify!($method), path: $path, access: Access::$access, budget: Budget::$budget, tag: $tag, summary: $summary, body: $body }, )*
+            $( RouteDoc {
+                method: stringify!($method),
+                path: $path,
+                access: Access::$access,
+                budget: Budget::$budget,
+                tag: $tag,
+                summary: $summary,
+                request: <$req as RequestDoc>::document,
+                response: <$res as ResponseDoc>::document,
+                errors: &[$(ErrorCode::$err),*],
+            }, )*
         ];
     };
 }
 
 api_routes! {
-    post "/auth/signup" => auth::signup, Anonymous, Api, "auth", Some("Credentials"), "Create an account (email + password) and sign in";
-    post "/auth/login" => auth::login, Anonymous, Api, "auth", Some("Credentials"), "Sign in: access JWT (15 min) and refresh token";
-    post "/auth/refresh" => auth::refresh, Anonymous, Api, "auth", Some("RefreshRequest"), "Rotate the refresh token; a replayed token revokes its session";
-    post "/auth/logout" => auth::logout, User, Api, "auth", Some("LogoutRequest"), "Revoke the session and its access token";
-    get "/auth/me" => auth::me, User, Api, "auth", None, "The caller: id, email, role, plan tier, beta level";
-    delete "/auth/me" => auth::delete_me, Fresh, Api, "auth", None, "Delete the caller's account and erase their data in every service (needs a fresh password sign-in)";
-    post "/auth/verify-email" => auth::verify_email, Anonymous, Api, "auth", Some("TokenRequest"), "Verify the address with the mailed token (single use, 24 h)";
-    post "/auth/resend-verification" => auth::resend_verification, User, Api, "auth", None, "Mail a new verification link (at most once a minute)";
-    post "/auth/forgot-password" => auth::forgot_password, Anonymous, Api, "auth", Some("ForgotPassword"), "Mail a password-reset link; answers the same whether or not the address has an account";
-    post "/auth/reset-password" => auth::reset_password, Anonymous, Api, "auth", Some("ResetPassword"), "Set a new password with the mailed token (single use, 1 h); ends every session";
-    post "/auth/change-password" => auth::change_password, Fresh, Api, "auth", Some("ChangePassword"), "Change the password (needs a fresh password sign-in); ends every other session";
-    post "/auth/api-keys" => auth::create_api_key, Fresh, Api, "auth", Some("CreateApiKey"), "Create an API key with scopes read/write/admin (shown once; needs a fresh password sign-in)";
-    get "/auth/api-keys" => auth::list_api_keys, User, Api, "auth", None, "List the caller's API keys";
-    delete "/auth/api-keys/{id}" => auth::delete_api_key, User, Api, "auth", None, "Revoke an API key";
-    put "/admin/users/{id}/tier" => auth::set_tier, Admin, Api, "admin", Some("SetTier"), "Set a user's plan tier";
-    put "/admin/users/{id}/role" => auth::set_role, Admin, Api, "admin", Some("SetRole"), "Grant or revoke admin (the last admin cannot be demoted)";
+    post "/auth/signup" => auth::signup, Anonymous, Api, "auth", Valid<auth::SignupRequest>, Created<crate::auth::Issued>, [EmailTaken], "Create an account (email + password) and sign in";
+    post "/auth/login" => auth::login, Anonymous, Api, "auth", Valid<auth::LoginRequest>, Reply<crate::auth::Issued>, [InvalidCredentials, LoginThrottled], "Sign in: access JWT (15 min) and refresh token";
+    post "/auth/refresh" => auth::refresh, Anonymous, Api, "auth", Valid<auth::RefreshRequest>, Reply<crate::auth::Issued>, [RefreshTokenReused], "Rotate the refresh token; a replayed token revokes its session";
+    post "/auth/logout" => auth::logout, User, Api, "auth", OptionalBody<auth::LogoutRequest>, Reply<auth::LoggedOut>, [], "Revoke the session and its access token";
+    get "/auth/me" => auth::me, User, Api, "auth", (), Reply<auth::Me>, [], "The caller: id, email, role, plan tier, beta level";
+    delete "/auth/me" => auth::delete_me, Fresh, Api, "auth", (), Reply<Deleted>, [], "Delete the caller's account and erase their data in every service (needs a fresh password sign-in)";
+    post "/auth/verify-email" => auth::verify_email, Anonymous, Api, "auth", Valid<auth::TokenRequest>, Reply<crate::auth::UserView>, [LinkInvalid], "Verify the address with the mailed token (single use, 24 h)";
+    post "/auth/resend-verification" => auth::resend_verification, User, Api, "auth", (), Reply<auth::Sent, 202>, [Conflict], "Mail a new verification link (at most once a minute)";
+    post "/auth/forgot-password" => auth::forgot_password, Anonymous, Api, "auth", Valid<auth::ForgotPassword>, Reply<auth::Sent, 202>, [], "Mail a password-reset link; answers the same whether or not the address has an account";
+    post "/auth/reset-password" => auth::reset_password, Anonymous, Api, "auth", Valid<auth::ResetPassword>, Reply<auth::PasswordReset>, [LinkInvalid], "Set a new password with the mailed token (single use, 1 h); ends every session";
+    post "/auth/change-password" => auth::change_password, Fresh, Api, "auth", Valid<auth::ChangePassword>, Reply<auth::PasswordChanged>, [InvalidCredentials], "Change the password (needs a fresh password sign-in); ends every other session";
+    post "/auth/api-keys" => auth::create_api_key, Fresh, Api, "auth", Valid<auth::CreateApiKey>, Created<crate::auth::NewApiKey>, [Conflict], "Create an API key with scopes read/write/admin (shown once; needs a fresh password sign-in)";
+    get "/auth/api-keys" => auth::list_api_keys, User, Api, "auth", (), Reply<Vec<crate::auth::ApiKeyView>>, [], "List the caller's API keys";
+    delete "/auth/api-keys/{id}" => auth::delete_api_key, User, Api, "auth", (), Reply<Deleted>, [], "Revoke an API key";
+    put "/admin/users/{id}/tier" => auth::set_tier, Admin, Api, "admin", Valid<auth::SetTier>, Reply<crate::auth::UserView>, [], "Set a user's plan tier";
+    put "/admin/users/{id}/role" => auth::set_role, Admin, Api, "admin", Valid<auth::SetRole>, Reply<crate::auth::UserView>, [Conflict], "Grant or revoke admin (the last admin cannot be demoted)";
 
-    post "/beta/validate-invite" => beta::validate_invite, Anonymous, Api, "beta", Some("InviteCodeRequest"), "Check an invitation code without using it";
-    post "/beta/join" => beta::join, User, Api, "beta", Some("InviteCodeRequest"), "Join the beta or raise the caller's level";
-    get "/beta/user-access" => beta::user_access, User, Api, "beta", None, "The caller's level, feature flags and join time";
-    post "/beta/analytics" => beta::analytics, User, Api, "beta", Some("AnalyticsEvents"), "Record one feature-usage event or a batch of up to 100";
-    post "/admin/beta/invite-codes" => beta::create_code, Admin, Api, "beta-admin", Some("CreateInviteCode"), "Create an invitation code (generated when omitted)";
-    get "/admin/beta/invite-codes" => beta::list_codes, Admin, Api, "beta-admin", None, "List invitation codes (paginated)";
-    get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, Api, "beta-admin", None, "One invitation code";
-    patch "/admin/beta/invite-codes/{code}" => beta::update_code, Admin, Api, "beta-admin", Some("UpdateInviteCode"), "Deactivate a code or change its uses or expiry";
-    get "/admin/beta/users" => beta::list_users, Admin, Api, "beta-admin", None, "List beta members (paginated)";
-    put "/admin/beta/users/{userId}" => beta::set_user_level, Admin, Api, "beta-admin", Some("SetLevel"), "Set a member's access level";
-    get "/admin/beta/features" => beta::features, Admin, Api, "beta-admin", None, "The feature → minimum level table";
-    put "/admin/beta/features" => beta::set_features, Admin, Api, "beta-admin", Some("FeatureTable"), "Replace the feature table";
-    get "/admin/beta/analytics/summary" => beta::summary, Admin, Api, "beta-admin", None, "Events per feature, unique users, per level";
+    post "/beta/validate-invite" => beta::validate_invite, Anonymous, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::InviteCheck>, [], "Check an invitation code without using it";
+    post "/beta/join" => beta::join, User, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::Access>, [InviteNotFound, InviteExpired, InviteInactive, InviteExhausted], "Join the beta or raise the caller's level";
+    get "/beta/user-access" => beta::user_access, User, Api, "beta", (), Reply<beta::Access>, [], "The caller's level, feature flags and join time";
+    post "/beta/analytics" => beta::analytics, User, Api, "beta", Valid<beta::AnalyticsEvents>, Reply<beta::Accepted, 202>, [], "Record one feature-usage event or a batch of up to 100";
+    post "/admin/beta/invite-codes" => beta::create_code, Admin, Api, "beta-admin", Valid<beta::CreateInviteCode>, Created<beta::InviteCode>, [Conflict], "Create an invitation code (generated when omitted)";
+    get "/admin/beta/invite-codes" => beta::list_codes, Admin, Api, "beta-admin", ValidQuery<PageQuery>, Reply<beta::InviteCodePage>, [], "List invitation codes (paginated)";
+    get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, Api, "beta-admin", (), Reply<beta::InviteCode>, [InviteNotFound], "One invitation code";
+    patch "/admin/beta/invite-codes/{code}" => beta::update_code, Admin, Api, "beta-admin", Valid<beta::UpdateInviteCode>, Reply<beta::InviteCode>, [InviteNotFound], "Deactivate a code or change its uses or expiry";
+    get "/admin/beta/users" => beta::list_users, Admin, Api, "beta-admin", ValidQuery<PageQuery>, Reply<beta::MemberPage>, [], "List beta members (paginated)";
+    put "/admin/beta/users/{userId}" => beta::set_user_level, Admin, Api, "beta-admin", Valid<beta::SetLevel>, Reply<beta::Member>, [], "Set a member's access level";
+    get "/admin/beta/features" => beta::features, Admin, Api, "beta-admin", (), Reply<beta::FeatureTable>, [], "The feature → minimum level table";
+    put "/admin/beta/features" => beta::set_features, Admin, Api, "beta-admin", Valid<beta::FeatureTable>, Reply<beta::FeatureTable>, [], "Replace the feature table";
+    get "/admin/beta/analytics/summary" => beta::summary, Admin, Api, "beta-admin", ValidQuery<beta::RangeQuery>, Reply<beta::UsageSummary>, [], "Events per feature, unique users, per level";
 
-    get "/mobile/upload-config" => media::upload_config, Anonymous, Api, "media", None, "Upload settings for a network: `?connection=slow-2g|2g|3g|4g|wifi[&downlinkMbps=&rttMs=]`";
-    post "/mobile/upload-optimized" => media::upload_optimized, User, Api, "media", Some("Upload"), "Upload an image (multipart `file`): original plus thumbnail/small/medium/large in JPEG and WebP";
-    get "/media/{id}" => media::get, User, Api, "media", None, "An uploaded image's metadata and variants";
-    get "/media/{id}/{variant}" => media::variant, User, Api, "media", None, "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
-    delete "/media/{id}" => media::delete, User, Api, "media", None, "Delete an image and every variant";
-    options "/mobile/uploads" => media::tus_options, Anonymous, Api, "uploads", None, "tus 1.0 discovery: version, extensions, max size";
-    post "/mobile/uploads" => media::tus_create, User, Api, "uploads", None, "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
-    head "/mobile/uploads/{id}" => media::tus_head, User, Api, "uploads", None, "tus: the stored `Upload-Offset`";
-    get "/mobile/uploads/{id}" => media::tus_status, User, Api, "uploads", None, "An upload's offset, length, expiry and (once complete) media id, as JSON";
-    patch "/mobile/uploads/{id}" => media::tus_patch, User, Chunks, "uploads", None, "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
-    delete "/mobile/uploads/{id}" => media::tus_delete, User, Api, "uploads", None, "tus termination";
-    options "/mobile/uploads/{id}" => media::tus_options, Anonymous, Api, "uploads", None, "tus 1.0 discovery";
-    post "/mobile/analytics" => media::analytics, User, Api, "media", Some("ClientEvents"), "Record up to 100 client timing events (upload, screen, api)";
-    get "/mobile/performance" => media::performance, User, Api, "media", None, "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
+    get "/mobile/upload-config" => media::upload_config, Anonymous, Api, "media", ValidQuery<media::UploadConfigQuery>, Reply<media::UploadConfig>, [], "Upload settings for a network: `?connection=slow-2g|2g|3g|4g|wifi[&downlinkMbps=&rttMs=]`";
+    post "/mobile/upload-optimized" => media::upload_optimized, User, Api, "media", media::UploadFormDoc, Created<media::Media>, [NotAnImage, ImageTruncated, ImageCorrupt, ImageTooManyPixels], "Upload an image (multipart `file`): original plus thumbnail/small/medium/large in JPEG and WebP";
+    get "/media/{id}" => media::get, User, Api, "media", (), Reply<media::Media>, [], "An uploaded image's metadata and variants";
+    get "/media/{id}/{variant}" => media::variant, User, Api, "media", ValidQuery<media::VariantQuery>, crate::contract::Raw<media::ImageBytes>, [], "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
+    delete "/media/{id}" => media::delete, User, Api, "media", (), Reply<Deleted>, [], "Delete an image and every variant";
+    options "/mobile/uploads" => media::tus_options, Anonymous, Api, "uploads", (), crate::contract::Raw<media::TusDiscovery>, [], "tus 1.0 discovery: version, extensions, max size";
+    post "/mobile/uploads" => media::tus_create, User, Api, "uploads", media::TusCreation, crate::contract::Raw<media::TusCreated>, [PayloadTooLarge], "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
+    head "/mobile/uploads/{id}" => media::tus_head, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusOffset>, [UploadExpired], "tus: the stored `Upload-Offset`";
+    get "/mobile/uploads/{id}" => media::tus_status, User, Api, "uploads", (), Reply<media::Upload>, [UploadExpired], "An upload's offset, length, expiry and (once complete) media id, as JSON";
+    patch "/mobile/uploads/{id}" => media::tus_patch, User, Chunks, "uploads", media::TusChunk, crate::contract::Raw<media::TusAppended>, [UploadOffsetMismatch, ChecksumMismatch, UploadExpired, PayloadTooLarge, UnsupportedMediaType, NotAnImage, ImageTruncated, ImageCorrupt, ImageTooManyPixels], "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
+    delete "/mobile/uploads/{id}" => media::tus_delete, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusTerminated>, [], "tus termination";
+    options "/mobile/uploads/{id}" => media::tus_options, Anonymous, Api, "uploads", (), crate::contract::Raw<media::TusDiscovery>, [], "tus 1.0 discovery";
+    post "/mobile/analytics" => media::analytics, User, Api, "media", Valid<media::ClientEvents>, Reply<media::Accepted, 202>, [], "Record up to 100 client timing events (upload, screen, api)";
+    get "/mobile/performance" => media::performance, User, Api, "media", ValidQuery<media::PerformanceQuery>, Reply<media::PerformanceReport>, [], "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
 
-    post "/workflows/analyze" => workflow::analyze, User, Api, "workflows", Some("Workflow"), "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
-    get "/workflows/history" => workflow::history, User, Api, "workflows", None, "The caller's analyses, newest first (`?limit=&cursor=`)";
-    get "/workflows/analyses/{id}" => workflow::get, User, Api, "workflows", None, "One of the caller's analyses (plan tier applies)";
-    delete "/workflows/analyses/{id}" => workflow::delete, User, Api, "workflows", None, "Delete one of the caller's analyses";
-    get "/workflows/rules" => workflow::rules, Anonymous, Api, "workflows", None, "The rule catalogue: id, severity, title, description, score weight";
-    get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", None, "JSON Schema of the workflow document";
+    post "/workflows/analyze" => workflow::analyze, User, Api, "workflows", workflow::WorkflowDocument, Reply<workflow::Analysis>, [InvalidXml, InvalidWorkflow, QuotaExceeded], "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
+    get "/workflows/history" => workflow::history, User, Api, "workflows", ValidQuery<workflow::HistoryQuery>, Reply<workflow::HistoryPage>, [], "The caller's analyses, newest first (`?limit=&cursor=`)";
+    get "/workflows/analyses/{id}" => workflow::get, User, Api, "workflows", (), Reply<workflow::Analysis>, [], "One of the caller's analyses (plan tier applies)";
+    delete "/workflows/analyses/{id}" => workflow::delete, User, Api, "workflows", (), Reply<Deleted>, [], "Delete one of the caller's analyses";
+    get "/workflows/rules" => workflow::rules, Anonymous, Api, "workflows", (), Reply<workflow::RuleCatalogue>, [], "The rule catalogue: id, severity, title, description, score weight";
+    get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", (), crate::contract::Raw<workflow::SchemaDocument>, [], "JSON Schema of the workflow document";
 }
 
 /// Unknown paths.
@@ -261,47 +289,27 @@ pub fn unauthorized() -> ApiError {
 }
 
 /// `?limit=&offset=` of list endpoints.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// 1–200, default 50.
+    /// Page size, 1 to 200 (default 50).
+    #[schema(minimum = 1, maximum = 200)]
     pub limit: Option<i32>,
-    /// From 0.
+    /// Where the page starts (default 0).
+    #[schema(minimum = 0)]
     pub offset: Option<i32>,
 }
 
 impl PageQuery {
-    /// Checked bounds.
-    pub fn bounds(&self) -> Result<(i32, i32), ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        let offset = self.offset.unwrap_or(0);
-        let mut bad = Vec::new();
-        if !(1..=200).contains(&limit) {
-            bad.push(("limit", "must be between 1 and 200"));
-        }
-        if offset < 0 {
-            bad.push(("offset", "must not be negative"));
-        }
-        if bad.is_empty() {
-            Ok((limit, offset))
-        } else {
-            Err(ApiError::fields(bad))
-        }
+    /// The page asked for, with the defaults filled in (the schema checked the bounds).
+    pub fn bounds(&self) -> (i32, i32) {
+        (self.limit.unwrap_or(50), self.offset.unwrap_or(0))
     }
 }
 
-/// Query-string errors as validation problems naming the parameter.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let message = err.to_string();
-    let field = message.split('`').nth(1).unwrap_or("query").to_string();
-    ApiError::fields([(field, message.replace("Query deserialize error: ", ""))]).into()
-}
-
-/// Unix milliseconds as an RFC 3339 string (null when out of range).
-pub fn rfc3339(ms: i64) -> serde_json::Value {
+/// Unix milliseconds as a time (`None` when out of range).
+pub fn at(ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| serde_json::Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Path errors as validation problems.
@@ -322,6 +330,56 @@ mod tests {
             .filter(|row| !security.contains(row.as_str()))
             .collect();
         assert!(missing.is_empty(), "SECURITY.md has no row for {missing:?}");
+    }
+
+    /// Every error code of the catalogue is in the document, and every code but 405's (the
+    /// answer to a method a path has no operation for) is named by some operation.
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc = super::ops::openapi();
+        let text = doc.to_string();
+        let catalogue = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for code in portico_runtime::ErrorCode::ALL {
+            assert!(
+                catalogue.contains(&serde_json::json!(code.as_str())),
+                "{code:?} is not in the catalogue"
+            );
+            if *code != portico_runtime::ErrorCode::MethodNotAllowed {
+                let named = doc["paths"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.values())
+                    .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
+                    .flat_map(|op| op["responses"].as_object().into_iter().flat_map(|r| r.values()))
+                    .any(|r| r["description"].as_str().is_some_and(|d| d.contains(code.as_str())));
+                assert!(named, "no operation says it answers {}", code.as_str());
+            }
+        }
+        assert!(!text.contains("x-untyped"));
+    }
+
+    /// Every operation has a typed success answer, and every operation with a body says what
+    /// it is.
+    #[test]
+    fn every_operation_has_its_answer_and_input_typed() {
+        let doc = super::ops::openapi();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let responses = op["responses"].as_object().cloned().unwrap_or_default();
+                let success = responses.keys().find(|k| k.starts_with('2')).cloned();
+                assert!(success.is_some(), "{method} {path} has no success answer");
+                let answer = &responses[&success.unwrap_or_default()];
+                let described = answer.get("content").is_some() || answer.get("headers").is_some();
+                assert!(described, "{method} {path}: {answer}");
+                if let Some(content) = answer.get("content").and_then(|c| c.get("application/json")) {
+                    assert!(content["schema"].is_object(), "{method} {path} has no answer schema");
+                }
+                assert!(op["operationId"].is_string());
+            }
+        }
     }
 
     /// Every `$ref` of the OpenAPI document points at a schema it defines.

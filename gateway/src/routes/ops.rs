@@ -7,24 +7,39 @@ use std::{
 
 use actix_web::{HttpResponse, http::header, web};
 use portico_proto::ops::v1 as ops;
-use portico_runtime::grpc::outgoing;
-use serde_json::{Map, Value, json};
+use portico_runtime::{ErrorCode, grpc::outgoing};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::{API_ROUTES, Access, Rid};
+use super::Rid;
 use crate::{
     AppState,
-    envelope::{ApiResult, ok},
+    contract::{
+        Raw, Reply,
+        doc::{Output, ResponseDoc, Schemas},
+        openapi::OpsDoc,
+    },
+    envelope::ApiError,
 };
 
+/// A public probe's answer: its status and nothing else.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (liveness) or `ready`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// GET /live — the process is up.
-pub async fn live() -> HttpResponse {
-    ok(json!({ "status": "ok" }))
+pub async fn live() -> Result<Reply<Status>, ApiError> {
+    Ok(Reply(Status { status: "ok" }))
 }
 
 /// GET /health — liveness; says nothing about the inside (versions and dependencies are in
 /// `/health/detailed`, for operators).
-pub async fn health() -> HttpResponse {
-    ok(json!({ "status": "ok" }))
+pub async fn health() -> Result<Reply<Status>, ApiError> {
+    Ok(Reply(Status { status: "ok" }))
 }
 
 /// Deadline of one dependency probe.
@@ -137,240 +152,295 @@ async fn probe_all(state: &AppState, rid: &str) -> Vec<Check> {
 /// else 503. A Redis or service outage does not fail it: the limiter and caches degrade,
 /// and pulling every replica out of the load balancer would turn a partial outage into a
 /// total one. Says nothing internal.
-pub async fn ready(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
+pub async fn ready(state: web::Data<AppState>) -> Result<Reply<Status>, ApiError> {
     let draining = state.draining.load(std::sync::atomic::Ordering::SeqCst);
     let database = !draining && timed(state.db.ping()).await.0.is_ok();
     if database {
-        ok(json!({ "status": "ready" }))
+        Ok(Reply(Status { status: "ready" }))
     } else {
-        let problem = portico_runtime::Problem::new(portico_runtime::ErrorCode::ServiceUnavailable, "not ready")
-            .with_details(json!({ "status": if draining { "draining" } else { "not_ready" } }));
-        crate::envelope::problem_response(&problem, &rid.0)
+        Err(ApiError(
+            portico_runtime::Problem::new(ErrorCode::ServiceUnavailable, "not ready")
+                .with_details(json!({ "status": if draining { "draining" } else { "not_ready" } })),
+        ))
     }
+}
+
+/// Up or down.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpDown {
+    /// Answering.
+    Up,
+    /// Not answering, or its own dependencies are not.
+    Down,
+}
+
+/// One dependency's state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyCheck {
+    /// The database, Redis (or the in-memory cache) or a service.
+    name: String,
+    /// Its state.
+    status: UpDown,
+    /// How long the probe took.
+    latency_ms: f64,
+    /// An error, or a service's version and own dependencies.
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+/// The gateway itself.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayInfo {
+    /// Its version.
+    version: &'static str,
+    /// Seconds since it started.
+    uptime_seconds: u64,
+}
+
+/// Every dependency, probed side by side.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReport {
+    /// `healthy` when everything is up, else `degraded`.
+    #[schema(example = "healthy")]
+    status: &'static str,
+    /// The gateway.
+    gateway: GatewayInfo,
+    /// Each dependency.
+    dependencies: Vec<DependencyCheck>,
 }
 
 /// GET /health/detailed — operators: every dependency and service with status, latency,
 /// version and error (admin listener, or admin auth on the API port).
-pub async fn detailed(state: web::Data<AppState>, rid: Rid) -> HttpResponse {
+pub async fn detailed(state: web::Data<AppState>, rid: Rid) -> Result<Reply<HealthReport>, ApiError> {
     let checks = state.health.report(&state, &rid.0).await;
     let healthy = checks.iter().all(|c| c.healthy);
-    let items: Vec<Value> = checks
-        .iter()
-        .map(|c| json!({ "name": c.name, "status": if c.healthy { "up" } else { "down" }, "latencyMs": c.latency_ms, "detail": c.detail }))
-        .collect();
-    ok(json!({
-        "status": if healthy { "healthy" } else { "degraded" },
-        "gateway": { "version": env!("CARGO_PKG_VERSION"), "uptimeSeconds": state.started.elapsed().as_secs() },
-        "dependencies": items,
+    Ok(Reply(HealthReport {
+        status: if healthy { "healthy" } else { "degraded" },
+        gateway: GatewayInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: state.started.elapsed().as_secs(),
+        },
+        dependencies: checks
+            .iter()
+            .map(|c| DependencyCheck {
+                name: c.name.clone(),
+                status: if c.healthy { UpDown::Up } else { UpDown::Down },
+                latency_ms: c.latency_ms,
+                detail: c.detail.clone(),
+            })
+            .collect(),
     }))
 }
 
+/// Prometheus's text format.
+pub struct PrometheusText;
+
+impl ResponseDoc for PrometheusText {
+    fn document(_: &mut Schemas) -> Output {
+        Output {
+            status: 200,
+            response: json!({ "description": "Every metric of the gateway.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+            others: Vec::new(),
+        }
+    }
+}
+
 /// GET /metrics — Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>) -> Result<Raw<PrometheusText>, ApiError> {
     portico_runtime::metrics::record_pool("gateway", state.db.status());
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(portico_runtime::metrics::render())
+    Ok(Raw::new(
+        HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(portico_runtime::metrics::render()),
+    ))
+}
+
+/// A JSON Web Key Set (RFC 7517), outside the envelope.
+pub struct Jwks;
+
+impl ResponseDoc for Jwks {
+    fn document(_: &mut Schemas) -> Output {
+        Output {
+            status: 200,
+            response: json!({
+                "description": "The public keys of access tokens: the signing key and retired keys whose tokens may still be valid.",
+                "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["keys"],
+                    "properties": { "keys": { "type": "array", "items": {
+                        "type": "object", "required": ["kty", "crv", "x", "kid"],
+                        "properties": {
+                            "kty": { "const": "OKP" }, "crv": { "const": "Ed25519" }, "alg": { "const": "EdDSA" },
+                            "use": { "const": "sig" }, "kid": { "type": "string" }, "x": { "type": "string" } } } } } } } },
+            }),
+            others: Vec::new(),
+        }
+    }
 }
 
 /// GET /.well-known/jwks.json
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(state.auth.jwks())
+pub async fn jwks(state: web::Data<AppState>) -> Result<Raw<Jwks>, ApiError> {
+    Ok(Raw::new(
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .json(state.auth.jwks()),
+    ))
+}
+
+/// One cache's counters, per layer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheView {
+    /// The cache.
+    name: String,
+    /// Answers from process memory.
+    l1_hits: u64,
+    /// Misses there.
+    l1_misses: u64,
+    /// Entries there.
+    l1_size: u64,
+    /// Answers from Redis.
+    l2_hits: u64,
+    /// Misses there.
+    l2_misses: u64,
+    /// Failed Redis calls (served without it).
+    l2_errors: u64,
+    /// Whether Redis is configured.
+    l2_enabled: bool,
+    /// Answers computed by the loader.
+    loads: u64,
+    /// Share answered from a cache layer (absent before the first answer).
+    hit_rate: Option<f64>,
+}
+
+impl From<ops::CacheStats> for CacheView {
+    fn from(c: ops::CacheStats) -> Self {
+        let total = c.l1_hits + c.l2_hits + c.loads;
+        CacheView {
+            hit_rate: (total > 0).then(|| (c.l1_hits + c.l2_hits) as f64 / total as f64),
+            name: c.name,
+            l1_hits: c.l1_hits,
+            l1_misses: c.l1_misses,
+            l1_size: c.l1_size,
+            l2_hits: c.l2_hits,
+            l2_misses: c.l2_misses,
+            l2_errors: c.l2_errors,
+            l2_enabled: c.l2_enabled,
+            loads: c.loads,
+        }
+    }
+}
+
+/// One process's caches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessCaches {
+    /// `gateway` or a service.
+    process: String,
+    /// Its caches (absent when it did not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caches: Option<Vec<CacheView>>,
+    /// Why it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Every process's caches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CacheReport {
+    /// The gateway first, then each service.
+    processes: Vec<ProcessCaches>,
 }
 
 /// GET /internal/cache-stats — operators: the gateway's and every service's caches, per layer.
-pub async fn cache_stats(state: web::Data<AppState>, rid: Rid) -> ApiResult {
-    let mut processes = vec![json!({ "process": "gateway", "caches": state.caches.stats() })];
+pub async fn cache_stats(state: web::Data<AppState>, rid: Rid) -> Result<Reply<CacheReport>, ApiError> {
+    let gateway = state
+        .caches
+        .stats()
+        .into_iter()
+        .map(|c| CacheView::from(ops::CacheStats::from(c)))
+        .collect();
+    let mut processes = vec![ProcessCaches {
+        process: "gateway".into(),
+        caches: Some(gateway),
+        error: None,
+    }];
     for (name, client) in &state.services {
-        match client.clone().info(outgoing(ops::InfoRequest {}, &rid.0)).await {
-            Ok(info) => {
-                let caches: Vec<Value> = info
-                    .into_inner()
-                    .caches
-                    .into_iter()
-                    .map(|c| {
-                        let total = c.l1_hits + c.l2_hits + c.loads;
-                        json!({
-                            "name": c.name, "l1Hits": c.l1_hits, "l1Misses": c.l1_misses, "l1Size": c.l1_size,
-                            "l2Hits": c.l2_hits, "l2Misses": c.l2_misses, "l2Errors": c.l2_errors, "l2Enabled": c.l2_enabled,
-                            "loads": c.loads,
-                            "hitRate": if total == 0 { Value::Null } else { json!((c.l1_hits + c.l2_hits) as f64 / total as f64) },
-                        })
-                    })
-                    .collect();
-                processes.push(json!({ "process": name, "caches": caches }));
-            }
-            Err(status) => processes.push(json!({ "process": name, "error": status.message() })),
-        }
+        let answer = client.clone().info(outgoing(ops::InfoRequest {}, &rid.0)).await;
+        processes.push(match answer {
+            Ok(info) => ProcessCaches {
+                process: (*name).to_string(),
+                caches: Some(info.into_inner().caches.into_iter().map(CacheView::from).collect()),
+                error: None,
+            },
+            Err(status) => ProcessCaches {
+                process: (*name).to_string(),
+                caches: None,
+                error: Some(status.message().to_string()),
+            },
+        });
     }
-    Ok(ok(json!({ "processes": processes })))
+    Ok(Reply(CacheReport { processes }))
 }
+
+/// The operations endpoints outside the API scopes, for the document (each names the answer
+/// type its handler returns).
+const OPS: &[OpsDoc] = &[
+    OpsDoc {
+        path: "/health",
+        summary: "Liveness (status only)",
+        operators: false,
+        response: <Reply<Status> as ResponseDoc>::document,
+        errors: &[],
+    },
+    OpsDoc {
+        path: "/live",
+        summary: "Liveness (status only)",
+        operators: false,
+        response: <Reply<Status> as ResponseDoc>::document,
+        errors: &[],
+    },
+    OpsDoc {
+        path: "/ready",
+        summary: "Readiness: the gateway's own database, and not shutting down (status only)",
+        operators: false,
+        response: <Reply<Status> as ResponseDoc>::document,
+        errors: &[ErrorCode::ServiceUnavailable],
+    },
+    OpsDoc {
+        path: "/health/detailed",
+        summary: "Every dependency and service: status, latency, version",
+        operators: true,
+        response: <Reply<HealthReport> as ResponseDoc>::document,
+        errors: &[],
+    },
+    OpsDoc {
+        path: "/metrics",
+        summary: "Prometheus metrics (text format)",
+        operators: true,
+        response: <Raw<PrometheusText> as ResponseDoc>::document,
+        errors: &[],
+    },
+    OpsDoc {
+        path: "/internal/cache-stats",
+        summary: "Cache hit/miss/size per cache and layer, for the gateway and every service",
+        operators: true,
+        response: <Reply<CacheReport> as ResponseDoc>::document,
+        errors: &[],
+    },
+    OpsDoc {
+        path: "/.well-known/jwks.json",
+        summary: "Public keys of access tokens (JWKS)",
+        operators: false,
+        response: <Raw<Jwks> as ResponseDoc>::document,
+        errors: &[],
+    },
+];
 
 /// The OpenAPI 3.1 document of every public path.
 pub fn openapi() -> Value {
-    let mut paths = Map::new();
-    for r in API_ROUTES {
-        for (prefix, deprecated) in [("/v1", false), ("/api", true)] {
-            let path = format!("{prefix}{}", r.path);
-            let params: Vec<Value> = r
-                .path
-                .split('/')
-                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-                .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
-                .collect();
-            let mut op = json!({
-                "tags": [r.tag],
-                "summary": r.summary,
-                "operationId": format!("{}{}{}", r.method, if deprecated { "Legacy" } else { "" }, r.path.replace(['/', '{', '}', '-'], "_")),
-                "parameters": params,
-                "responses": {
-                    "200": { "description": "Success envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Success" } } } },
-                    "4XX": { "description": "Error envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                    "429": { "description": "Rate limited; see Retry-After and RateLimit headers" },
-                },
-            });
-            if deprecated {
-                op["deprecated"] = Value::Bool(true);
-                op["description"] = json!(format!(
-                    "Legacy alias of {}; answers with Deprecation, Sunset and Link headers.",
-                    format_args!("/v1{}", r.path)
-                ));
-            }
-            match r.access {
-                Access::Anonymous => op["security"] = json!([{}, { "bearer": [] }, { "apiKey": [] }]),
-                Access::User | Access::Admin => op["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]),
-                // A fresh password sign-in: an access token, never an API key.
-                Access::Fresh => op["security"] = json!([{ "bearer": [] }]),
-            }
-            if r.access == Access::Admin {
-                op["summary"] = json!(format!("{} (admin)", r.summary));
-            }
-            if let Some(body) = r.body {
-                op["requestBody"] = json!({
-                    "required": true,
-                    "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } }
-                });
-                if body == "Upload" {
-                    op["requestBody"]["content"] = json!({
-                        "multipart/form-data": { "schema": { "$ref": "#/components/schemas/Upload" } }
-                    });
-                }
-                if body == "Workflow" {
-                    op["requestBody"]["content"]["application/xml"] = json!({
-                        "schema": { "type": "string", "description": "A BPMN 2.0 process (see the README for how it maps to steps)" }
-                    });
-                }
-            }
-            let entry = paths.entry(path).or_insert_with(|| json!({}));
-            entry[r.method] = op;
-        }
-    }
-    for (path, summary) in [
-        ("/health", "Liveness with version"),
-        ("/live", "Liveness"),
-        ("/ready", "Readiness: database, cache and every service"),
-        ("/health/detailed", "Every dependency: status, latency, version"),
-        ("/metrics", "Prometheus metrics"),
-        ("/.well-known/jwks.json", "Public keys of access tokens"),
-        ("/openapi.json", "This document"),
-        (
-            "/internal/cache-stats",
-            "Cache hit/miss/size per cache and layer (admin)",
-        ),
-    ] {
-        paths.insert(path.to_string(), json!({ "get": { "tags": ["operations"], "summary": summary, "responses": { "200": { "description": "OK" } } } }));
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Portico API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every response uses the envelope {success, data | error, meta}. Errors carry a stable `code` from the catalogue below; validation errors name each bad field in `error.details.fields`.",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
-                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
-            },
-            "schemas": schemas(),
-        },
-    })
-}
-
-fn schemas() -> Value {
-    let codes: Vec<Value> = portico_runtime::ErrorCode::ALL
-        .iter()
-        .map(|c| json!(c.as_str()))
-        .collect();
-    let level = json!({ "type": "string", "enum": ["NONE", "BASIC", "PREMIUM", "ADVANCED", "DEVELOPER"] });
-    let time = json!({ "type": "string", "format": "date-time" });
-    // The workflow document's schema, its internal references re-rooted at its place here so
-    // tools that ignore `$id` resolve them too.
-    let workflow: Value = serde_json::from_str(
-        &portico_workflow_analyzer::SCHEMA.replace("\"#/$defs/", "\"#/components/schemas/Workflow/$defs/"),
-    )
-    .unwrap_or_default();
-    let connection = json!({ "type": "string", "enum": ["slow-2g", "2g", "3g", "4g", "wifi"] });
-    json!({
-        "Workflow": workflow,
-        "Upload": { "type": "object", "required": ["file"], "properties": {
-            "file": { "type": "string", "format": "binary", "description": "JPEG, PNG or WebP" },
-            "connection": connection } },
-        "ClientEvents": { "type": "object", "required": ["events"], "additionalProperties": false, "properties": {
-            "events": { "type": "array", "minItems": 1, "maxItems": 100, "items": {
-                "type": "object", "required": ["type", "durationMs"], "additionalProperties": false, "properties": {
-                    "type": { "type": "string", "enum": ["upload", "screen", "api"] },
-                    "durationMs": { "type": "number", "minimum": 0 },
-                    "bytes": { "type": "integer", "minimum": 0 },
-                    "connection": connection,
-                    "device": { "type": "string", "maxLength": 64 },
-                    "os": { "type": "string", "maxLength": 64 },
-                    "appVersion": { "type": "string", "maxLength": 64 },
-                    "success": { "type": "boolean" },
-                    "occurredAt": time } } } } },
-        "Meta": { "type": "object", "properties": { "timestamp": time, "requestId": { "type": "string" } } },
-        "Success": { "type": "object", "properties": { "success": { "const": true }, "data": {}, "meta": { "$ref": "#/components/schemas/Meta" } } },
-        "Error": { "type": "object", "properties": {
-            "success": { "const": false },
-            "error": { "type": "object", "properties": {
-                "code": { "type": "string", "enum": codes }, "message": { "type": "string" }, "details": {} } },
-            "meta": { "$ref": "#/components/schemas/Meta" } } },
-        "Credentials": { "type": "object", "required": ["email", "password"], "additionalProperties": false, "properties": {
-            "email": { "type": "string", "format": "email" }, "password": { "type": "string", "minLength": 8 } } },
-        "RefreshRequest": { "type": "object", "required": ["refreshToken"], "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
-        "LogoutRequest": { "type": "object", "additionalProperties": false, "properties": { "refreshToken": { "type": "string" } } },
-        "CreateApiKey": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
-            "name": { "type": "string", "minLength": 1, "maxLength": 100 },
-            "scopes": { "type": "array", "minItems": 1, "uniqueItems": true, "items": { "type": "string", "enum": ["read", "write", "admin"] },
-                        "description": "default [\"read\", \"write\"]; `admin` for admins only" } } },
-        "TokenRequest": { "type": "object", "required": ["token"], "additionalProperties": false, "properties": { "token": { "type": "string", "maxLength": 128 } } },
-        "ForgotPassword": { "type": "object", "required": ["email"], "additionalProperties": false, "properties": { "email": { "type": "string", "format": "email" } } },
-        "ResetPassword": { "type": "object", "required": ["token", "password"], "additionalProperties": false, "properties": {
-            "token": { "type": "string", "maxLength": 128 }, "password": { "type": "string", "minLength": 8, "maxLength": 256 } } },
-        "ChangePassword": { "type": "object", "required": ["currentPassword", "newPassword"], "additionalProperties": false, "properties": {
-            "currentPassword": { "type": "string", "maxLength": 256 }, "newPassword": { "type": "string", "minLength": 8, "maxLength": 256 } } },
-        "SetRole": { "type": "object", "required": ["role"], "additionalProperties": false, "properties": { "role": { "type": "string", "enum": ["user", "admin"] } } },
-        "SetTier": { "type": "object", "required": ["tier"], "additionalProperties": false, "properties": { "tier": { "type": "string", "enum": ["free", "pro", "enterprise"] } } },
-        "InviteCodeRequest": { "type": "object", "required": ["code"], "additionalProperties": false, "properties": { "code": { "type": "string", "maxLength": 64 } } },
-        "AnalyticsEvent": { "type": "object", "required": ["feature", "action"], "additionalProperties": false, "properties": {
-            "feature": { "type": "string", "maxLength": 64 }, "action": { "type": "string", "maxLength": 64 },
-            "properties": { "type": "object" }, "occurredAt": time } },
-        "AnalyticsEvents": { "oneOf": [
-            { "$ref": "#/components/schemas/AnalyticsEvent" },
-            { "type": "object", "required": ["events"], "additionalProperties": false, "properties": {
-                "events": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "$ref": "#/components/schemas/AnalyticsEvent" } } } } ] },
-        "CreateInviteCode": { "type": "object", "required": ["accessLevel", "maxUses"], "additionalProperties": false, "properties": {
-            "code": { "type": "string", "pattern": "^[A-Z0-9_-]{4,64}$" }, "accessLevel": level, "maxUses": { "type": "integer", "minimum": 1, "maximum": 1_000_000 }, "expiresAt": time } },
-        "UpdateInviteCode": { "type": "object", "additionalProperties": false, "properties": {
-            "active": { "type": "boolean" }, "maxUses": { "type": "integer", "minimum": 0 }, "expiresAt": { "type": ["string", "null"], "format": "date-time" } } },
-        "SetLevel": { "type": "object", "required": ["accessLevel"], "additionalProperties": false, "properties": { "accessLevel": level } },
-        "FeatureTable": { "type": "object", "required": ["features"], "additionalProperties": false, "properties": {
-            "features": { "type": "array", "items": { "type": "object", "required": ["name", "minLevel"], "properties": {
-                "name": { "type": "string", "pattern": "^[a-z0-9_.-]{1,64}$" }, "minLevel": level, "description": { "type": "string" } } } } } },
-    })
+    crate::contract::openapi::document(OPS)
 }
 
 /// GET /api-docs → the UI.

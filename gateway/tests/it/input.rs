@@ -89,7 +89,11 @@ each_backend!(malformed_bodies_are_refused_and_nothing_is_stored, |backend| {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.fields(), vec!["maxUses"], "type errors are reported first");
+    assert_eq!(
+        r.fields(),
+        vec!["accessLevel", "expiresAt", "maxUses"],
+        "type and value errors are named in one answer"
+    );
     let r = s
         .post(
             "/v1/admin/beta/invite-codes",
@@ -97,7 +101,7 @@ each_backend!(malformed_bodies_are_refused_and_nothing_is_stored, |backend| {
             json!({"accessLevel": "GOLD", "maxUses": 0, "expiresAt": "soon"}),
         )
         .await;
-    assert_eq!(r.fields(), vec!["accessLevel", "expiresAt"]);
+    assert_eq!(r.fields(), vec!["accessLevel", "expiresAt", "maxUses"]);
     let r = s
         .post(
             "/v1/admin/beta/invite-codes",

@@ -484,7 +484,7 @@ each_backend!(performance_percentiles_by_connection_and_device, |backend| {
     fields.sort();
     assert_eq!(
         fields,
-        vec!["events[1].connection", "events[1].durationMs", "events[1].type"]
+        vec!["events.1.connection", "events.1.durationMs", "events.1.type"]
     );
 
     let r = s.get("/v1/mobile/performance?groupBy=connection", Some(&alice)).await;

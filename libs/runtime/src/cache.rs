@@ -41,6 +41,22 @@ pub struct CacheStats {
     pub loads: u64,
 }
 
+impl From<CacheStats> for portico_proto::ops::v1::CacheStats {
+    fn from(c: CacheStats) -> Self {
+        portico_proto::ops::v1::CacheStats {
+            name: c.name,
+            l1_hits: c.l1_hits,
+            l1_misses: c.l1_misses,
+            l1_size: c.l1_size,
+            l2_hits: c.l2_hits,
+            l2_misses: c.l2_misses,
+            l2_errors: c.l2_errors,
+            l2_enabled: c.l2_enabled,
+            loads: c.loads,
+        }
+    }
+}
+
 struct Counters {
     l1_hits: Tally,
     l1_misses: Tally,

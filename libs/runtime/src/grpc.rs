@@ -263,22 +263,7 @@ impl Ops for OpsInfo {
             }
         }))
         .await;
-        let caches = self
-            .caches
-            .stats()
-            .into_iter()
-            .map(|c| ops::CacheStats {
-                name: c.name,
-                l1_hits: c.l1_hits,
-                l1_misses: c.l1_misses,
-                l1_size: c.l1_size,
-                l2_hits: c.l2_hits,
-                l2_misses: c.l2_misses,
-                l2_errors: c.l2_errors,
-                l2_enabled: c.l2_enabled,
-                loads: c.loads,
-            })
-            .collect();
+        let caches = self.caches.stats().into_iter().map(ops::CacheStats::from).collect();
         Ok(Response::new(ops::InfoResponse {
             service: self.service.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
