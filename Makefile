@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt bench load workflow-load media-bench fuzz fuzz-all compose-check
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench fuzz fuzz-all compose-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -28,6 +28,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# The API contract judged by outside tools against a running `portico dev` (contract/run.sh;
+# the tools are pinned in contract/, and .ci/run installs them).
+contract:
+	./contract/run.sh
 
 bench:
 	$(CARGO) bench -p portico-gateway --bench gateway

@@ -416,14 +416,15 @@ pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(
             cfg.default_service(web::to(routes::not_found));
             return;
         }
-        let openapi = routes::ops::openapi();
+        let openapi = serde_json::to_vec(&routes::ops::openapi(&state.config)).unwrap_or_default();
         cfg.app_data(JsonLimit(state.config.json_limit))
             .app_data(web::PayloadConfig::new(state.config.json_limit))
+            .app_data(web::Data::new(routes::ops::OpenApiDocument(openapi.into())))
+            .app_data(web::Data::new(routes::ops::DocsConfig::default()))
             .service(read_only("/.well-known/jwks.json", routes::ops::jwks, None))
+            .service(read_only("/openapi.json", routes::ops::openapi_json, None))
             .service(read_only("/api-docs", routes::ops::docs_redirect, None))
-            .service(
-                utoipa_swagger_ui::SwaggerUi::new("/api-docs/{_:.*}").external_url_unchecked("/openapi.json", openapi),
-            )
+            .service(read_only("/api-docs/{file:.*}", routes::ops::docs_file, None))
             .service(routes::api_scope("/v1", false))
             .service(routes::api_scope("/api", true))
             .default_service(web::to(routes::not_found));

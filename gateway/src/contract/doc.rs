@@ -3,7 +3,7 @@
 //! and a response type (`Reply<T, S>`, `Raw<D>`); their `RequestDoc` / `ResponseDoc`
 //! implementations turn the same types the handlers use into the document's parts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -13,21 +13,65 @@ use super::{
     validate::{OptionalBody, Valid, ValidQuery},
 };
 
+/// The configured caps the document states (so a client reads the limits this deployment
+/// enforces, not the defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `PORTICO_MEDIA_MAX_BYTES`.
+    pub upload_bytes: u64,
+    /// `PORTICO_MEDIA_MAX_CHUNK_BYTES`.
+    pub chunk_bytes: u64,
+    /// `PORTICO_JSON_LIMIT_BYTES`.
+    pub json_bytes: u64,
+}
+
 /// The document's component schemas, filled as operations name types.
-#[derive(Default)]
-pub struct Schemas(pub BTreeMap<String, Value>);
+pub struct Schemas {
+    /// The schemas, by name.
+    pub schemas: BTreeMap<String, Value>,
+    /// The caps the document states.
+    pub limits: Limits,
+    /// Names given to two different schemas (two types of one name): each must be renamed
+    /// (`#[schema(as = ...)]`), or one would silently describe the other.
+    pub clashes: BTreeSet<String>,
+}
 
 impl Schemas {
-    /// Adds `T` (and every schema it refers to) and answers a reference to it.
-    pub fn add<T: ToSchema>(&mut self) -> Value {
+    /// An empty set for a deployment with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Schemas {
+            schemas: BTreeMap::new(),
+            limits,
+            clashes: BTreeSet::new(),
+        }
+    }
+
+    /// Files `schema` under `name`, noting a clash when the name holds another one.
+    pub fn insert(&mut self, name: String, schema: Value) {
+        match self.schemas.get(&name) {
+            Some(known) if *known != schema => {
+                self.clashes.insert(name);
+            }
+            Some(_) => {}
+            None => {
+                self.schemas.insert(name, schema);
+            }
+        }
+    }
+
+    /// Files every schema `T` refers to.
+    fn add_nested<T: ToSchema>(&mut self) {
         let mut nested = Vec::new();
         T::schemas(&mut nested);
         for (name, schema) in nested {
-            self.0
-                .entry(name)
-                .or_insert_with(|| serde_json::to_value(schema).unwrap_or(Value::Null));
+            self.insert(name, schema_value(&schema));
         }
-        let schema = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+    }
+
+    /// Adds `T` (and every schema it refers to) and answers a reference to it.
+    pub fn add<T: ToSchema>(&mut self) -> Value {
+        self.add_nested::<T>();
+        let schema = schema_value(&T::schema());
         // Lists, maps and primitives have no name of their own (utoipa calls every list
         // `Vec`): they stand inline; named objects and enums become components.
         let named = schema.get("properties").is_some() || schema.get("enum").is_some() || schema.get("oneOf").is_some();
@@ -35,15 +79,75 @@ impl Schemas {
             return schema;
         }
         let name = T::name().to_string();
-        self.0.entry(name.clone()).or_insert(schema);
+        self.insert(name.clone(), schema);
         json!({ "$ref": format!("#/components/schemas/{name}") })
     }
 
     /// Adds a schema written as JSON under `name` (for what no Rust type describes, such as
     /// the workflow document's own JSON Schema) and answers a reference to it.
     pub fn add_named(&mut self, name: &str, schema: Value) -> Value {
-        self.0.entry(name.to_string()).or_insert(schema);
+        self.insert(name.to_string(), schema);
         json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+}
+
+/// Points every `$ref` that starts with `from` elsewhere: `#/…/name` → `to(name)`.
+pub fn rewrite_refs(value: &mut Value, from: &str, to: &dyn Fn(&str) -> String) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && let Some(name) = r.strip_prefix(from)
+            {
+                *r = to(name);
+            }
+            map.values_mut().for_each(|v| rewrite_refs(v, from, to));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_refs(v, from, to)),
+        _ => {}
+    }
+}
+
+/// A schema as JSON, with the ranges its integer formats imply written out (`int32`,
+/// `int64`, `uint32`, `uint64` are annotations in JSON Schema; spelled as bounds, the
+/// validator enforces them and every client reads them).
+pub fn schema_value<S: serde::Serialize>(schema: &S) -> Value {
+    let mut value = serde_json::to_value(schema).unwrap_or(Value::Null);
+    bound_integers(&mut value);
+    value
+}
+
+fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let bounds: Option<(i128, i128)> = match map.get("format").and_then(Value::as_str) {
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                // JSON numbers beyond 2^53 are not exact in most clients; larger ids and
+                // counts do not occur.
+                Some("int64") => Some((-(1_i128 << 53) + 1, (1_i128 << 53) - 1)),
+                Some("uint64") => Some((0, (1_i128 << 53) - 1)),
+                _ => None,
+            };
+            if let Some((lo, hi)) = bounds {
+                let (lo, hi) = (
+                    i64::try_from(lo).unwrap_or(i64::MIN),
+                    i64::try_from(hi).unwrap_or(i64::MAX),
+                );
+                let min = map
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .map_or(lo, |m| lo.max(m.ceil() as i64));
+                let max = map
+                    .get("maximum")
+                    .and_then(Value::as_f64)
+                    .map_or(hi, |m| hi.min(m.floor() as i64));
+                map.insert("minimum".into(), Value::from(min));
+                map.insert("maximum".into(), Value::from(max));
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
     }
 }
 
@@ -94,15 +198,8 @@ impl<T: ToSchema> RequestDoc for ValidQuery<T> {
     fn document(schemas: &mut Schemas) -> Input {
         // Each property of the query type is one parameter, its schema the property's (the
         // schemas it refers to become components).
-        let mut nested = Vec::new();
-        T::schemas(&mut nested);
-        for (name, schema) in nested {
-            schemas
-                .0
-                .entry(name)
-                .or_insert_with(|| serde_json::to_value(schema).unwrap_or(Value::Null));
-        }
-        let schema = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+        schemas.add_nested::<T>();
+        let schema = schema_value(&T::schema());
         let required: Vec<&str> = schema["required"]
             .as_array()
             .map(|r| r.iter().filter_map(Value::as_str).collect())

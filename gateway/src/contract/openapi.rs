@@ -37,9 +37,18 @@ const ALWAYS: &[ErrorCode] = &[
     ErrorCode::Timeout,
 ];
 
-/// The OpenAPI 3.1 document.
-pub fn document(ops: &[OpsDoc]) -> Value {
-    let mut schemas = Schemas::default();
+/// The OpenAPI 3.1 document, stating `limits`.
+pub fn document(ops: &[OpsDoc], limits: super::doc::Limits) -> Value {
+    let (document, clashes) = assemble(ops, limits);
+    if !clashes.is_empty() {
+        tracing::error!(?clashes, "two schemas share a name in the OpenAPI document");
+    }
+    document
+}
+
+/// The document and the schema names two types claim (a test keeps that list empty).
+pub fn assemble(ops: &[OpsDoc], limits: super::doc::Limits) -> (Value, BTreeSet<String>) {
+    let mut schemas = Schemas::new(limits);
     let mut paths: Map<String, Value> = Map::new();
     for r in API_ROUTES {
         for (prefix, legacy) in [("/v1", false), ("/api", true)] {
@@ -89,17 +98,17 @@ pub fn document(ops: &[OpsDoc]) -> Value {
         .iter()
         .map(|c| format!("- `{}` ({}): {}", c.as_str(), c.http_status(), c.description()))
         .collect();
-    schemas.0.insert(
+    schemas.insert(
         "Meta".into(),
         json!({ "type": "object", "required": ["timestamp", "requestId"], "properties": {
             "timestamp": { "type": "string", "format": "date-time" },
             "requestId": { "type": "string", "description": "The request's X-Request-ID." } } }),
     );
-    schemas.0.insert(
+    schemas.insert(
         "ErrorCode".into(),
         json!({ "type": "string", "enum": codes, "description": format!("The catalogue of error codes:\n{}", catalogue.join("\n")) }),
     );
-    schemas.0.insert(
+    schemas.insert(
         "Error".into(),
         json!({ "type": "object", "required": ["success", "error", "meta"], "properties": {
             "success": { "const": false },
@@ -109,13 +118,15 @@ pub fn document(ops: &[OpsDoc]) -> Value {
                 "details": { "description": "Structured details; validation errors name each bad field in `fields`." } } },
             "meta": { "$ref": "#/components/schemas/Meta" } } }),
     );
-    json!({
+    let document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Portico API",
             "version": env!("CARGO_PKG_VERSION"),
+            "license": { "name": env!("CARGO_PKG_LICENSE"), "identifier": env!("CARGO_PKG_LICENSE") },
             "description": "Every response uses the envelope {success, data | error, meta}. Errors carry a stable `code` from the catalogue (schema `ErrorCode`); validation errors name each bad field in `error.details.fields`. Paths must be sent as themselves: percent-encoded letters, digits or `-._~`, encoded slashes, empty and dot segments are refused with 400 INVALID_PATH.",
         },
+        "servers": [{ "url": "/", "description": "The deployment serving this document." }],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -123,9 +134,10 @@ pub fn document(ops: &[OpsDoc]) -> Value {
                 "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
             },
             "headers": headers(),
-            "schemas": schemas.0,
+            "schemas": schemas.schemas,
         },
-    })
+    });
+    (document, schemas.clashes)
 }
 
 fn headers() -> Value {
@@ -173,12 +185,17 @@ fn operation_id(method: &str, path: &str, legacy: bool) -> String {
     id
 }
 
-/// The schema of a path parameter, by its name.
-fn path_parameter(name: &str) -> Value {
+/// What a path segment may hold (the router's canonical-path rule, `paths.rs`): no slash,
+/// backslash or NUL, and not `.` or `..`.
+const SEGMENT_PATTERN: &str = r"^(?:[^./\\\u0000][^/\\\u0000]*|\.[^./\\\u0000][^/\\\u0000]*|\.\.[^/\\\u0000]+)$";
+
+/// The schema of a path parameter, by its name. OPTIONS answers for the path whatever the
+/// value (tus discovery), so there it is any segment.
+fn path_parameter(name: &str, method: &str) -> Value {
     let schema = match name {
+        _ if method == "options" => json!({ "type": "string", "minLength": 1, "pattern": SEGMENT_PATTERN }),
         "variant" => json!({ "type": "string", "enum": ["thumbnail", "small", "medium", "large"] }),
-        "code" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
-        _ => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
+        _ => json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": SEGMENT_PATTERN }),
     };
     json!({ "name": name, "in": "path", "required": true, "schema": schema })
 }
@@ -191,7 +208,7 @@ fn operation(r: &RouteDoc, legacy: bool, schemas: &mut Schemas) -> Value {
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .collect();
-    let mut parameters: Vec<Value> = path_params.iter().map(|p| path_parameter(p)).collect();
+    let mut parameters: Vec<Value> = path_params.iter().map(|p| path_parameter(p, r.method)).collect();
     parameters.extend(input.parameters);
 
     let mut success = output.response;
@@ -297,6 +314,52 @@ fn add_errors(responses: &mut Map<String, Value>, codes: &[ErrorCode], limited: 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// A path parameter matches the documented pattern exactly when a client that
+    /// percent-encodes it gets past the router's canonical-path check.
+    #[test]
+    fn the_segment_pattern_is_the_routers_rule() {
+        let shape =
+            jsonschema::validator_for(&serde_json::json!({ "type": "string", "pattern": super::SEGMENT_PATTERN }))
+                .unwrap();
+        for value in [
+            "abc",
+            "a b",
+            "café",
+            ".hidden",
+            "a..b",
+            "...",
+            "..x",
+            "x.",
+            "line\nbreak",
+            "%",
+            "ü/",
+            "a/b",
+            "a\\b",
+            "nul\u{0}",
+            ".",
+            "..",
+            "./",
+            "\\",
+        ] {
+            let mut encoded = String::new();
+            for b in value.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    encoded.push(b as char);
+                } else {
+                    encoded.push_str(&format!("%{b:02X}"));
+                }
+            }
+            let routed = crate::paths::check(&format!("/v1/media/{encoded}")).is_ok();
+            assert_eq!(
+                shape.is_valid(&serde_json::json!(value)),
+                routed,
+                "{value:?} → /v1/media/{encoded}"
+            );
+        }
+    }
+
     #[test]
     fn operation_ids_are_camel_case_and_unique_per_alias() {
         assert_eq!(super::operation_id("post", "/auth/signup", false), "postAuthSignup");

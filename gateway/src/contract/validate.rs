@@ -11,11 +11,16 @@ use std::{
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
-use jsonschema::{ValidationError, Validator, error::ValidationErrorKind};
+use jsonschema::{
+    ValidationError, Validator,
+    error::ValidationErrorKind,
+    paths::{Location, LocationSegment},
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::doc::{rewrite_refs, schema_value};
 use crate::envelope::{ApiError, json_value, read_json_body};
 
 /// The JSON Schema of `T` alone: its own schema with every schema it refers to under `$defs`
@@ -23,33 +28,18 @@ use crate::envelope::{ApiError, json_value, read_json_body};
 pub fn schema_of<T: ToSchema>() -> Value {
     let mut defs = Vec::new();
     T::schemas(&mut defs);
-    let mut root = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+    let mut root = schema_value(&T::schema());
     let defs: Map<String, Value> = defs
         .into_iter()
-        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or(Value::Null)))
+        .map(|(name, schema)| (name, schema_value(&schema)))
         .collect();
     if let Value::Object(root) = &mut root
         && !defs.is_empty()
     {
         root.insert("$defs".into(), Value::Object(defs));
     }
-    rewrite_refs(&mut root);
+    rewrite_refs(&mut root, "#/components/schemas/", &|name| format!("#/$defs/{name}"));
     root
-}
-
-fn rewrite_refs(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get_mut("$ref")
-                && let Some(name) = r.strip_prefix("#/components/schemas/")
-            {
-                *r = format!("#/$defs/{name}");
-            }
-            map.values_mut().for_each(rewrite_refs);
-        }
-        Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
-        _ => {}
-    }
 }
 
 type Cache = RwLock<HashMap<TypeId, Arc<Compiled>>>;
@@ -93,36 +83,67 @@ pub fn decode<T: DeserializeOwned + ToSchema + 'static>(value: Value) -> Result<
         bad.dedup_by(|a, b| a.0 == b.0);
         return Err(ApiError::fields(bad));
     }
+    // JSON Schema counts 3.0 as an integer; serde does not: make whole numbers integers.
+    let mut value = value;
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        // serde's path reads `events[3].feature` already.
         let path = e.path().to_string();
         let field = if path == "." { "body".to_string() } else { path };
         ApiError::fields([(field, e.into_inner().to_string())])
     })
 }
 
-/// A field's name from a JSON pointer: `/events/3/feature` → `events.3.feature`.
-fn field(pointer: &str, property: Option<&str>) -> String {
-    let mut name = pointer.trim_start_matches('/').replace('/', ".");
-    if let Some(p) = property {
-        if !name.is_empty() {
-            name.push('.');
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                *value = Value::from(f as i64);
+            }
         }
-        name.push_str(p);
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+/// A field's name from where an error is, the way clients write it: `events[3].feature`
+/// (the services name their fields the same way).
+fn field(at: &Location, property: Option<&str>) -> String {
+    let mut name = String::new();
+    for segment in at.iter() {
+        match segment {
+            LocationSegment::Index(i) => name.push_str(&format!("[{i}]")),
+            LocationSegment::Property(key) => push_key(&mut name, &key),
+        }
+    }
+    if let Some(p) = property {
+        push_key(&mut name, p);
     }
     if name.is_empty() { "body".to_string() } else { name }
 }
 
+fn push_key(name: &mut String, key: &str) {
+    if !name.is_empty() {
+        name.push('.');
+    }
+    name.push_str(key);
+}
+
 /// What is wrong, in words a client can act on, for every field an error concerns.
 fn explain(error: &ValidationError<'_>, out: &mut Vec<(String, String)>) {
-    let at = error.instance_path().to_string();
+    let at = error.instance_path();
     let message = match error.kind() {
         ValidationErrorKind::Required { property } => {
-            out.push((field(&at, property.as_str()), "is required".into()));
+            out.push((field(at, property.as_str()), "is required".into()));
             return;
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             for name in unexpected {
-                out.push((field(&at, Some(name)), "is not a known field".into()));
+                out.push((field(at, Some(name)), "is not a known field".into()));
             }
             return;
         }
@@ -132,9 +153,9 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<(String, String)>) {
             let branch = context
                 .iter()
                 .filter(|errors| {
-                    !errors.iter().all(|e| {
-                        matches!(e.kind(), ValidationErrorKind::Type { .. }) && e.instance_path().to_string() == at
-                    })
+                    !errors
+                        .iter()
+                        .all(|e| matches!(e.kind(), ValidationErrorKind::Type { .. }) && e.instance_path() == at)
                 })
                 .min_by_key(|errors| errors.len());
             match branch {
@@ -178,7 +199,7 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<(String, String)>) {
         },
         _ => error.to_string(),
     };
-    out.push((field(&at, None), message));
+    out.push((field(at, None), message));
 }
 
 fn type_words(kind: &str) -> String {
@@ -335,7 +356,7 @@ mod tests {
         let (code, fields) =
             refused(br#"{"maxUses": "ten", "code": 5, "active": true, "colour": "red", "tags": ["red", "green"]}"#);
         assert_eq!(code, ErrorCode::ValidationError);
-        assert_eq!(fields, vec!["code", "colour", "maxUses", "tags.1"]);
+        assert_eq!(fields, vec!["code", "colour", "maxUses", "tags[1]"]);
         let (_, fields) = refused(br#"{"code": "abc"}"#);
         assert_eq!(fields, vec!["code", "maxUses"], "a missing field and a short one");
         let (_, fields) = refused(br#"{"maxUses": 11}"#);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{Admin, PageQuery, Rid, User, at};
+use super::{Accepted, Admin, PageQuery, Rid, User, at};
 use crate::{
     AppState,
     contract::{Created, Reply, Valid, ValidQuery},
@@ -325,13 +325,6 @@ pub enum AnalyticsEvents {
     One(AnalyticsEvent),
 }
 
-/// How many events were recorded.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// Events recorded.
-    accepted: i32,
-}
-
 const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
 
 /// POST /beta/analytics → 202
@@ -388,7 +381,9 @@ pub async fn analytics(
         ))
         .await?
         .into_inner();
-    Ok(Reply(Accepted { accepted: r.accepted }))
+    Ok(Reply(Accepted {
+        accepted: u32::try_from(r.accepted).unwrap_or(0),
+    }))
 }
 
 /// Invite code creation body.
@@ -484,15 +479,17 @@ pub async fn get_code(
     Ok(Reply(c.into()))
 }
 
-/// Invite code change body: at least one field. `expiresAt: null` removes the expiry.
+/// Invite code change body: at least one field. `expiresAt: null` removes the expiry; the
+/// other fields are left out, not null, to keep them.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(min_properties = 1)]
 pub struct UpdateInviteCode {
     /// Deactivate (false) or reactivate (true).
+    #[schema(nullable = false)]
     active: Option<bool>,
     /// A new use limit (not below the uses so far).
-    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[schema(nullable = false, minimum = 0, maximum = 1_000_000)]
     max_uses: Option<i32>,
     /// A new expiry, or null for none.
     #[serde(default, deserialize_with = "present")]
@@ -718,9 +715,7 @@ pub async fn summary(
     let now = Utc::now().timestamp_millis();
     let to = q.0.to.map_or(now + 1, |t| t.timestamp_millis());
     let from = q.0.from.map_or(to - 7 * 24 * 3600 * 1000, |t| t.timestamp_millis());
-    if from >= to {
-        return Err(ApiError::fields([("to", "must be after from")]));
-    }
+    // Whether `from` comes before `to` is the service's rule.
     let r = state
         .beta()?
         .analytics_summary(outgoing(

@@ -181,7 +181,7 @@ api_routes! {
     post "/auth/refresh" => auth::refresh, Anonymous, Api, "auth", Valid<auth::RefreshRequest>, Reply<crate::auth::Issued>, [RefreshTokenReused], "Rotate the refresh token; a replayed token revokes its session";
     post "/auth/logout" => auth::logout, User, Api, "auth", OptionalBody<auth::LogoutRequest>, Reply<auth::LoggedOut>, [], "Revoke the session and its access token";
     get "/auth/me" => auth::me, User, Api, "auth", (), Reply<auth::Me>, [], "The caller: id, email, role, plan tier, beta level";
-    delete "/auth/me" => auth::delete_me, Fresh, Api, "auth", (), Reply<Deleted>, [], "Delete the caller's account and erase their data in every service (needs a fresh password sign-in)";
+    delete "/auth/me" => auth::delete_me, Fresh, Api, "auth", (), Reply<Deleted>, [NotFound], "Delete the caller's account and erase their data in every service (needs a fresh password sign-in)";
     post "/auth/verify-email" => auth::verify_email, Anonymous, Api, "auth", Valid<auth::TokenRequest>, Reply<crate::auth::UserView>, [LinkInvalid], "Verify the address with the mailed token (single use, 24 h)";
     post "/auth/resend-verification" => auth::resend_verification, User, Api, "auth", (), Reply<auth::Sent, 202>, [Conflict], "Mail a new verification link (at most once a minute)";
     post "/auth/forgot-password" => auth::forgot_password, Anonymous, Api, "auth", Valid<auth::ForgotPassword>, Reply<auth::Sent, 202>, [], "Mail a password-reset link; answers the same whether or not the address has an account";
@@ -196,7 +196,7 @@ api_routes! {
     post "/beta/validate-invite" => beta::validate_invite, Anonymous, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::InviteCheck>, [], "Check an invitation code without using it";
     post "/beta/join" => beta::join, User, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::Access>, [InviteNotFound, InviteExpired, InviteInactive, InviteExhausted], "Join the beta or raise the caller's level";
     get "/beta/user-access" => beta::user_access, User, Api, "beta", (), Reply<beta::Access>, [], "The caller's level, feature flags and join time";
-    post "/beta/analytics" => beta::analytics, User, Api, "beta", Valid<beta::AnalyticsEvents>, Reply<beta::Accepted, 202>, [], "Record one feature-usage event or a batch of up to 100";
+    post "/beta/analytics" => beta::analytics, User, Api, "beta", Valid<beta::AnalyticsEvents>, Reply<Accepted, 202>, [], "Record one feature-usage event or a batch of up to 100";
     post "/admin/beta/invite-codes" => beta::create_code, Admin, Api, "beta-admin", Valid<beta::CreateInviteCode>, Created<beta::InviteCode>, [Conflict], "Create an invitation code (generated when omitted)";
     get "/admin/beta/invite-codes" => beta::list_codes, Admin, Api, "beta-admin", ValidQuery<PageQuery>, Reply<beta::InviteCodePage>, [], "List invitation codes (paginated)";
     get "/admin/beta/invite-codes/{code}" => beta::get_code, Admin, Api, "beta-admin", (), Reply<beta::InviteCode>, [InviteNotFound], "One invitation code";
@@ -213,13 +213,13 @@ api_routes! {
     get "/media/{id}/{variant}" => media::variant, User, Api, "media", ValidQuery<media::VariantQuery>, crate::contract::Raw<media::ImageBytes>, [], "A variant's bytes (WebP when accepted, or `?format=jpeg|webp`); strong ETag, 304, immutable";
     delete "/media/{id}" => media::delete, User, Api, "media", (), Reply<Deleted>, [], "Delete an image and every variant";
     options "/mobile/uploads" => media::tus_options, Anonymous, Api, "uploads", (), crate::contract::Raw<media::TusDiscovery>, [], "tus 1.0 discovery: version, extensions, max size";
-    post "/mobile/uploads" => media::tus_create, User, Api, "uploads", media::TusCreation, crate::contract::Raw<media::TusCreated>, [PayloadTooLarge], "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
-    head "/mobile/uploads/{id}" => media::tus_head, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusOffset>, [UploadExpired], "tus: the stored `Upload-Offset`";
+    post "/mobile/uploads" => media::tus_create, User, Api, "uploads", media::TusCreation, crate::contract::Raw<media::TusCreated>, [TusVersionUnsupported, PayloadTooLarge], "tus creation: `Upload-Length`, `Upload-Metadata` → 201 `Location`";
+    head "/mobile/uploads/{id}" => media::tus_head, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusOffset>, [TusVersionUnsupported, UploadExpired], "tus: the stored `Upload-Offset`";
     get "/mobile/uploads/{id}" => media::tus_status, User, Api, "uploads", (), Reply<media::Upload>, [UploadExpired], "An upload's offset, length, expiry and (once complete) media id, as JSON";
-    patch "/mobile/uploads/{id}" => media::tus_patch, User, Chunks, "uploads", media::TusChunk, crate::contract::Raw<media::TusAppended>, [UploadOffsetMismatch, ChecksumMismatch, UploadExpired, PayloadTooLarge, UnsupportedMediaType, NotAnImage, ImageTruncated, ImageCorrupt, ImageTooManyPixels], "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
-    delete "/mobile/uploads/{id}" => media::tus_delete, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusTerminated>, [], "tus termination";
+    patch "/mobile/uploads/{id}" => media::tus_patch, User, Chunks, "uploads", media::TusChunk, crate::contract::Raw<media::TusAppended>, [TusVersionUnsupported, UploadOffsetMismatch, ChecksumMismatch, UploadExpired, PayloadTooLarge, UnsupportedMediaType, NotAnImage, ImageTruncated, ImageCorrupt, ImageTooManyPixels], "tus: append `application/offset+octet-stream` at `Upload-Offset` (optional `Upload-Checksum: sha256`)";
+    delete "/mobile/uploads/{id}" => media::tus_delete, User, Api, "uploads", media::TusRequest, crate::contract::Raw<media::TusTerminated>, [TusVersionUnsupported], "tus termination";
     options "/mobile/uploads/{id}" => media::tus_options, Anonymous, Api, "uploads", (), crate::contract::Raw<media::TusDiscovery>, [], "tus 1.0 discovery";
-    post "/mobile/analytics" => media::analytics, User, Api, "media", Valid<media::ClientEvents>, Reply<media::Accepted, 202>, [], "Record up to 100 client timing events (upload, screen, api)";
+    post "/mobile/analytics" => media::analytics, User, Api, "media", Valid<media::ClientEvents>, Reply<Accepted, 202>, [], "Record up to 100 client timing events (upload, screen, api)";
     get "/mobile/performance" => media::performance, User, Api, "media", ValidQuery<media::PerformanceQuery>, Reply<media::PerformanceReport>, [], "p50/p95/p99, count and success rate by connection or device (`?from&to&groupBy&type`)";
 
     post "/workflows/analyze" => workflow::analyze, User, Api, "workflows", workflow::WorkflowDocument, Reply<workflow::Analysis>, [InvalidXml, InvalidWorkflow, QuotaExceeded], "Analyse a workflow (JSON, or BPMN 2.0 XML): health score, grade, findings, stats";
@@ -307,6 +307,13 @@ impl PageQuery {
     }
 }
 
+/// How many events a batch endpoint recorded (202).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Events recorded.
+    pub accepted: u32,
+}
+
 /// Unix milliseconds as a time (`None` when out of range).
 pub fn at(ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -319,6 +326,11 @@ pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_we
 
 #[cfg(test)]
 mod tests {
+    fn test_config() -> crate::GatewayConfig {
+        crate::GatewayConfig::from_vars(&portico_runtime::config::Vars::from_map::<[(&str, &str); 0], _, _>([]))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Every route of the table has its row in SECURITY.md, so a new endpoint cannot land
     /// without saying who may call it and what keeps it safe.
     #[test]
@@ -336,7 +348,7 @@ mod tests {
     /// answer to a method a path has no operation for) is named by some operation.
     #[test]
     fn every_error_code_is_documented() {
-        let doc = super::ops::openapi();
+        let doc = super::ops::openapi(&test_config());
         let text = doc.to_string();
         let catalogue = doc["components"]["schemas"]["ErrorCode"]["enum"]
             .as_array()
@@ -365,7 +377,7 @@ mod tests {
     /// it is.
     #[test]
     fn every_operation_has_its_answer_and_input_typed() {
-        let doc = super::ops::openapi();
+        let doc = super::ops::openapi(&test_config());
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let responses = op["responses"].as_object().cloned().unwrap_or_default();
@@ -380,6 +392,13 @@ mod tests {
                 assert!(op["operationId"].is_string());
             }
         }
+    }
+
+    /// No two types file different schemas under one name (the second would vanish).
+    #[test]
+    fn no_two_schemas_share_a_name() {
+        let (_, clashes) = crate::contract::openapi::assemble(super::ops::OPS, super::ops::limits(&test_config()));
+        assert!(clashes.is_empty(), "rename with #[schema(as = ...)]: {clashes:?}");
     }
 
     /// Every `$ref` of the OpenAPI document points at a schema it defines.
@@ -397,7 +416,7 @@ mod tests {
                 _ => {}
             }
         }
-        let doc = super::ops::openapi();
+        let doc = super::ops::openapi(&test_config());
         let mut all = Vec::new();
         refs(&doc, &mut all);
         assert!(all.len() > 20);

@@ -186,7 +186,7 @@ pub struct DependencyCheck {
     /// How long the probe took.
     latency_ms: f64,
     /// An error, or a service's version and own dependencies.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     detail: Value,
 }
 
@@ -386,7 +386,7 @@ pub async fn cache_stats(state: web::Data<AppState>, rid: Rid) -> Result<Reply<C
 
 /// The operations endpoints outside the API scopes, for the document (each names the answer
 /// type its handler returns).
-const OPS: &[OpsDoc] = &[
+pub(crate) const OPS: &[OpsDoc] = &[
     OpsDoc {
         path: "/health",
         summary: "Liveness (status only)",
@@ -438,9 +438,52 @@ const OPS: &[OpsDoc] = &[
     },
 ];
 
-/// The OpenAPI 3.1 document of every public path.
-pub fn openapi() -> Value {
-    crate::contract::openapi::document(OPS)
+/// The OpenAPI 3.1 document of every public path, with the caps of `config`.
+pub fn openapi(config: &crate::GatewayConfig) -> Value {
+    crate::contract::openapi::document(OPS, limits(config))
+}
+
+/// The caps `/openapi.json` states.
+pub fn limits(config: &crate::GatewayConfig) -> crate::contract::doc::Limits {
+    crate::contract::doc::Limits {
+        upload_bytes: config.upload_limit as u64,
+        chunk_bytes: config.chunk_limit as u64,
+        json_bytes: config.json_limit as u64,
+    }
+}
+
+/// `/openapi.json`, serialised once at start.
+pub struct OpenApiDocument(pub actix_web::web::Bytes);
+
+/// GET /openapi.json
+pub async fn openapi_json(document: web::Data<OpenApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
+/// Swagger UI's settings: it reads `/openapi.json`.
+pub struct DocsConfig(pub std::sync::Arc<utoipa_swagger_ui::Config<'static>>);
+
+impl Default for DocsConfig {
+    fn default() -> Self {
+        DocsConfig(std::sync::Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")))
+    }
+}
+
+/// GET /api-docs/{file}: Swagger UI's files, vendored in the binary.
+pub async fn docs_file(file: web::Path<String>, config: web::Data<DocsConfig>) -> Result<HttpResponse, ApiError> {
+    match utoipa_swagger_ui::serve(&file, config.0.clone()) {
+        Ok(Some(file)) => {
+            let mut res = HttpResponse::Ok();
+            if file.gzpipped {
+                res.insert_header((header::CONTENT_ENCODING, "gzip"));
+            }
+            Ok(res.content_type(file.content_type).body(file.bytes.into_owned()))
+        }
+        Ok(None) => Err(ApiError::new(ErrorCode::NotFound, "no such file of the API docs")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 /// GET /api-docs → the UI.

@@ -188,18 +188,37 @@ impl From<pb::Analysis> for Analysis {
     }
 }
 
+/// The workflow format's own JSON Schema as components: each of its `$defs` becomes a
+/// schema of its own (`step` → `WorkflowStep`) and every reference points there, so client
+/// generators that only follow `#/components/schemas/…` read it whole.
+fn workflow_schema(schemas: &mut Schemas) -> Value {
+    fn component(def: &str) -> String {
+        let mut name = String::from("Workflow");
+        let mut chars = def.chars();
+        if let Some(first) = chars.next() {
+            name.push(first.to_ascii_uppercase());
+            name.extend(chars);
+        }
+        name
+    }
+    let mut workflow: Value = serde_json::from_str(portico_workflow_analyzer::SCHEMA).unwrap_or_default();
+    crate::contract::doc::rewrite_refs(&mut workflow, "#/$defs/", &|def| {
+        format!("#/components/schemas/{}", component(def))
+    });
+    if let Some(Value::Object(defs)) = workflow.as_object_mut().and_then(|w| w.remove("$defs")) {
+        for (def, schema) in defs {
+            schemas.add_named(&component(&def), schema);
+        }
+    }
+    schemas.add_named("Workflow", workflow)
+}
+
 /// The body of an analysis: a workflow as JSON (the platform's format) or BPMN 2.0 XML.
 pub struct WorkflowDocument;
 
 impl RequestDoc for WorkflowDocument {
     fn document(schemas: &mut Schemas) -> Input {
-        // The workflow format's own JSON Schema, its internal references re-rooted at its
-        // place in the document so tools that ignore `$id` resolve them too.
-        let workflow: Value = serde_json::from_str(
-            &portico_workflow_analyzer::SCHEMA.replace("\"#/$defs/", "\"#/components/schemas/Workflow/$defs/"),
-        )
-        .unwrap_or_default();
-        let json = schemas.add_named("Workflow", workflow);
+        let json = workflow_schema(schemas);
         Input {
             body: Some(json!({
                 "required": true,
@@ -252,8 +271,11 @@ pub struct HistoryQuery {
     /// Page size, 1 to 100 (default 20).
     #[schema(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    #[schema(max_length = 200)]
+    /// `nextCursor` of the previous page: the id of the analysis to continue after.
+    #[schema(
+        format = "uuid",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
 }
 
@@ -424,13 +446,23 @@ impl ResponseDoc for SchemaDocument {
             response: json!({
                 "description": "The JSON Schema (draft 2020-12) of the workflow document: in the envelope, or bare for `Accept: application/schema+json`.",
                 "content": {
-                    "application/json": { "schema": envelope(json!({ "$ref": "#/components/schemas/Workflow" })) },
-                    "application/schema+json": { "schema": { "$ref": "#/components/schemas/Workflow" } },
+                    "application/json": { "schema": envelope(json_schema_document()) },
+                    "application/schema+json": { "schema": json_schema_document() },
                 },
             }),
             others: Vec::new(),
         }
     }
+}
+
+/// A JSON Schema document (itself described by the draft 2020-12 meta-schema).
+fn json_schema_document() -> Value {
+    json!({
+        "type": "object",
+        "required": ["$schema"],
+        "properties": { "$schema": { "type": "string", "format": "uri" } },
+        "externalDocs": { "url": "https://json-schema.org/draft/2020-12/schema" },
+    })
 }
 
 /// GET /workflows/schema: in the envelope, or the bare document for

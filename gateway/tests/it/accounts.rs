@@ -349,7 +349,7 @@ each_backend!(api_keys_act_only_within_their_scopes, |backend| {
     let refused = create_key(&s, &user, json!({"name": "sneaky", "scopes": ["admin"]})).await;
     assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
     let bad = create_key(&s, &user, json!({"name": "typo", "scopes": ["raed"]})).await;
-    assert_eq!(bad.fields(), vec!["scopes.0"], "the bad item is named");
+    assert_eq!(bad.fields(), vec!["scopes[0]"], "the bad item is named");
 
     let call = |key: &str, method: Method, path: &str, body: Option<serde_json::Value>| {
         let mut req = s.http.request(method, s.url(path)).header("x-api-key", key);

@@ -209,7 +209,7 @@ each_backend!(beta_program_end_to_end, |backend| {
             json!({"events": [{"feature": "", "action": "b"}, {"feature": "a"}]}),
         )
         .await;
-    assert_eq!(bad.fields(), vec!["events.0.feature", "events.1.action"]);
+    assert_eq!(bad.fields(), vec!["events[0].feature", "events[1].action"]);
     let summary = s.get("/v1/admin/beta/analytics/summary", Some(&admin)).await;
     assert_eq!(summary.status, StatusCode::OK);
     assert_eq!(

@@ -285,6 +285,10 @@ async fn every_known_path_names_its_methods_and_serves_head_with_get() {
         "/health/detailed",
         "/internal/cache-stats",
         "/.well-known/jwks.json",
+        "/openapi.json",
+        "/api-docs",
+        "/api-docs/",
+        "/api-docs/swagger-ui.css",
     ] {
         paths.push((p.to_string(), "GET, HEAD, OPTIONS".to_string()));
     }

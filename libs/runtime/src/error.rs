@@ -63,6 +63,7 @@ catalogue! {
     TokenExpired => "TOKEN_EXPIRED", 401, Unauthenticated, "The access token has expired; refresh it.";
     RefreshTokenReused => "REFRESH_TOKEN_REUSED", 401, Unauthenticated, "A used refresh token was replayed; the whole session family is revoked.";
     Forbidden => "FORBIDDEN", 403, PermissionDenied, "The caller may not do this.";
+    TusVersionUnsupported => "TUS_VERSION_UNSUPPORTED", 412, FailedPrecondition, "A resumable-upload request without `Tus-Resumable: 1.0.0` (tus answers 412).";
     FreshLoginRequired => "FRESH_LOGIN_REQUIRED", 403, PermissionDenied, "This action needs a password sign-in from the last few minutes (not an API key or a refreshed session); log in again and retry.";
     NotFound => "NOT_FOUND", 404, NotFound, "No such resource (or not yours).";
     MethodNotAllowed => "METHOD_NOT_ALLOWED", 405, Unimplemented, "The path exists but not with this method.";
@@ -88,6 +89,13 @@ catalogue! {
     Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";
     Internal => "INTERNAL_ERROR", 500, Internal, "Something failed on our side; the request id identifies it in our logs.";
 }
+
+/// Most fields one validation problem names.
+pub const MAX_NAMED_FIELDS: usize = 50;
+
+/// Largest details a status carries between processes (they travel in gRPC trailers, whose
+/// size is bounded).
+const MAX_STATUS_DETAILS: usize = 8 * 1024;
 
 /// A failure as clients see it: a catalogue code, a human message and optional details.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,12 +131,16 @@ impl Problem {
         K: Into<String>,
         V: Into<String>,
     {
-        let fields: serde_json::Map<String, Value> = fields
-            .into_iter()
-            .map(|(k, v)| (k.into(), Value::String(v.into())))
-            .collect();
+        let mut all = fields.into_iter().map(|(k, v)| (k.into(), Value::String(v.into())));
+        // A document with a thousand bad items gets its first ones named, not a thousand (the
+        // answer travels in gRPC trailers between processes, and nobody reads past a page).
+        let fields: serde_json::Map<String, Value> = all.by_ref().take(MAX_NAMED_FIELDS).collect();
+        let more = all.count();
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-        let message = format!("invalid fields: {}", names.join(", "));
+        let mut message = format!("invalid fields: {}", names.join(", "));
+        if more > 0 {
+            message.push_str(&format!(" and {more} more"));
+        }
         Problem::new(ErrorCode::ValidationError, message).with_details(serde_json::json!({ "fields": fields }))
     }
 
@@ -140,7 +152,10 @@ impl Problem {
 
     /// Converts to a gRPC status carrying the code in metadata and the details as JSON.
     pub fn into_status(self) -> Status {
-        let details = self.details.map(|d| d.to_string().into_bytes()).unwrap_or_default();
+        let mut details = self.details.map(|d| d.to_string().into_bytes()).unwrap_or_default();
+        if details.len() > MAX_STATUS_DETAILS {
+            details = serde_json::json!({ "truncated": true }).to_string().into_bytes();
+        }
         let mut status = Status::with_details(self.code.grpc_code(), self.message, details.into());
         status
             .metadata_mut()
@@ -215,6 +230,20 @@ mod tests {
         let back = Problem::from_status(&p.clone().into_status());
         assert_eq!(back, p);
         assert_eq!(back.code.http_status(), 400);
+    }
+
+    #[test]
+    fn a_thousand_bad_fields_fit_in_one_status() {
+        let p = Problem::validation((0..1000).map(|i| (format!("features.{i}.name"), "is listed twice")));
+        assert!(p.message.ends_with("and 950 more"), "{}", p.message);
+        let back = Problem::from_status(&p.clone().into_status());
+        assert_eq!(back.code, ErrorCode::ValidationError);
+        let named = back
+            .details
+            .as_ref()
+            .and_then(|d| d["fields"].as_object())
+            .map_or(0, |f| f.len());
+        assert_eq!(named, MAX_NAMED_FIELDS);
     }
 
     #[test]

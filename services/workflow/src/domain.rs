@@ -1,7 +1,6 @@
 //! The service's rules, without I/O: what each tier sees, the hourly quota window, the content
 //! hash results are cached by, and history cursors.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use portico_proto::workflow::v1 as pb;
 use portico_workflow_analyzer::{Analysis, Workflow};
 use serde::{Deserialize, Serialize};
@@ -199,16 +198,15 @@ pub fn gate(tier: Tier, computed: &Computed, quotas: &Quotas) -> (Vec<pb::Findin
     (issues, hidden, upgrade)
 }
 
-/// The opaque cursor that continues a history listing after `id`.
+/// The cursor that continues a history listing after `id`: the id itself (as Stripe's
+/// `starting_after`), so any analysis id a client holds is a valid place to resume.
 pub fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+    id.to_string()
 }
 
-/// The analysis id a cursor continues after; `None` when it is not one of ours.
+/// The analysis id a cursor continues after; `None` when it is not an id.
 pub fn decode_cursor(cursor: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?;
-    let id = String::from_utf8(bytes).ok()?;
-    uuid::Uuid::parse_str(&id).ok().map(|u| u.to_string())
+    uuid::Uuid::parse_str(cursor.trim()).ok().map(|u| u.to_string())
 }
 
 #[cfg(test)]

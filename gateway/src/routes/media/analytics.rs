@@ -3,7 +3,7 @@
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use portico_proto::media::v1 as pb;
-use portico_runtime::grpc::outgoing;
+use portico_runtime::{ErrorCode, grpc::outgoing};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,7 +13,7 @@ use crate::{
     auth::Role,
     contract::{Reply, Valid, ValidQuery},
     envelope::ApiError,
-    routes::{Rid, User, at},
+    routes::{Accepted, Rid, User, at},
 };
 
 /// What a client timed.
@@ -74,13 +74,6 @@ pub struct ClientEvents {
     /// 1 to 100 events.
     #[schema(min_items = 1, max_items = 100)]
     events: Vec<ClientEvent>,
-}
-
-/// How many events were recorded.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// Events recorded.
-    accepted: u32,
 }
 
 /// POST /mobile/analytics → 202
@@ -176,7 +169,7 @@ pub struct PerformanceGroup {
 /// Who a report covers.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Scope {
+pub enum ReportScope {
     /// One user.
     User,
     /// Everyone (admins).
@@ -194,7 +187,7 @@ pub struct PerformanceReport {
     /// Grouping.
     group_by: GroupBy,
     /// Who it covers.
-    scope: Scope,
+    scope: ReportScope,
     /// One row per group.
     groups: Vec<PerformanceGroup>,
 }
@@ -211,29 +204,26 @@ pub async fn performance(
     let now = Utc::now().timestamp_millis();
     let to = q.to.map_or(now, |t| t.timestamp_millis());
     let from = q.from.map_or(to - 7 * 86_400_000, |t| t.timestamp_millis());
-    let mut bad: Vec<(&str, String)> = Vec::new();
-    if from > to {
-        bad.push(("from", "must not be after `to`".into()));
-    }
+    // Whether `from` comes before `to` is the service's rule (it widens the range to hours).
     let group_by = q.group_by.unwrap_or(GroupBy::Connection);
     let is_admin = user.0.role == Role::Admin;
     let scope = if is_admin && q.user_id.is_none() {
-        Scope::All
+        ReportScope::All
     } else {
-        Scope::User
+        ReportScope::User
     };
     let user_id = match (is_admin, q.user_id) {
         (true, Some(u)) => u,
         (true, None) => String::new(),
+        (false, Some(u)) if u == user.0.user_id => u,
         (false, Some(_)) => {
-            bad.push(("userId", "only admins may ask for another user's data".into()));
-            String::new()
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "only admins may read another user's performance",
+            ));
         }
         (false, None) => user.0.user_id.clone(),
     };
-    if !bad.is_empty() {
-        return Err(ApiError::fields(bad));
-    }
     let r = state
         .media()?
         .get_performance(outgoing(

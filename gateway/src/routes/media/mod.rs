@@ -13,7 +13,7 @@ use portico_runtime::grpc::outgoing;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use analytics::{Accepted, ClientEvents, PerformanceQuery, PerformanceReport, analytics, performance};
+pub use analytics::{ClientEvents, PerformanceQuery, PerformanceReport, analytics, performance};
 pub use tus::{
     TusAppended, TusChunk, TusCreated, TusCreation, TusDiscovery, TusOffset, TusRequest, TusTerminated, Upload,
     parse_checksum, parse_metadata, tus_create, tus_delete, tus_head, tus_options, tus_patch, tus_status,
@@ -87,7 +87,7 @@ pub struct UploadConfigQuery {
     /// The client's network.
     connection: Connection,
     /// Measured downlink, megabits per second (refines the settings).
-    #[schema(exclusive_minimum = 0, maximum = 100_000)]
+    #[schema(exclusive_minimum = 0, maximum = 10_000)]
     downlink_mbps: Option<f64>,
     /// Measured round-trip time, milliseconds.
     #[schema(maximum = 60_000)]

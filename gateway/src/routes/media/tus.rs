@@ -41,8 +41,9 @@ fn tus_resumable() -> Value {
     header_param(
         "Tus-Resumable",
         true,
-        json!({ "type": "string", "const": "1.0.0" }),
-        "The tus version spoken (412 otherwise).",
+        // A pattern rather than `const`: client generators take it as a plain string.
+        json!({ "type": "string", "pattern": "^1\\.0\\.0$", "example": TUS_VERSION }),
+        "The tus version spoken: `1.0.0` (412 otherwise).",
     )
 }
 
@@ -58,11 +59,32 @@ impl RequestDoc for TusRequest {
     }
 }
 
+/// One `Upload-Metadata` pair: a key of visible ASCII but `,`, then optionally a space and
+/// canonical base64 (its last digit carries no stray bits).
+macro_rules! metadata_pair {
+    () => {
+        "[!-+\\--~]{1,64}(?: (?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?)?"
+    };
+}
+
+/// `Upload-Metadata` as the document states it and [`parse_metadata`] checks it first; that
+/// each key comes once and each value is UTF-8 is checked after.
+const METADATA_PATTERN: &str = concat!("^", metadata_pair!(), "(?:,", metadata_pair!(), ")*$");
+
+/// [`METADATA_PATTERN`], compiled by the engine that checks request bodies (a constant: the
+/// tests hold it to compiling).
+fn metadata_shape() -> Option<&'static jsonschema::Validator> {
+    static SHAPE: std::sync::OnceLock<Option<jsonschema::Validator>> = std::sync::OnceLock::new();
+    SHAPE
+        .get_or_init(|| jsonschema::validator_for(&json!({ "type": "string", "pattern": METADATA_PATTERN })).ok())
+        .as_ref()
+}
+
 /// tus creation: `Upload-Length`, optional `Upload-Metadata`.
 pub struct TusCreation;
 
 impl RequestDoc for TusCreation {
-    fn document(_: &mut Schemas) -> Input {
+    fn document(schemas: &mut Schemas) -> Input {
         Input {
             body: None,
             parameters: vec![
@@ -70,14 +92,14 @@ impl RequestDoc for TusCreation {
                 header_param(
                     "Upload-Length",
                     true,
-                    json!({ "type": "integer", "minimum": 1 }),
-                    "Bytes in all (at most PORTICO_MEDIA_MAX_BYTES).",
+                    json!({ "type": "integer", "minimum": 1, "maximum": schemas.limits.upload_bytes }),
+                    "Bytes in all (at most PORTICO_MEDIA_MAX_BYTES; 413 beyond it).",
                 ),
                 header_param(
                     "Upload-Metadata",
                     false,
-                    json!({ "type": "string" }),
-                    "`key base64,key2 base64`: keys of visible ASCII (at most 64 bytes, each once), values base64 of UTF-8.",
+                    json!({ "type": "string", "pattern": METADATA_PATTERN }),
+                    "`key base64,key2 base64`: keys of visible ASCII but `,` (at most 64 bytes, each once), values base64 of UTF-8.",
                 ),
             ],
         }
@@ -88,7 +110,7 @@ impl RequestDoc for TusCreation {
 pub struct TusChunk;
 
 impl RequestDoc for TusChunk {
-    fn document(_: &mut Schemas) -> Input {
+    fn document(schemas: &mut Schemas) -> Input {
         Input {
             body: Some(json!({
                 "required": true,
@@ -99,13 +121,14 @@ impl RequestDoc for TusChunk {
                 header_param(
                     "Upload-Offset",
                     true,
-                    json!({ "type": "integer", "minimum": 0 }),
+                    json!({ "type": "integer", "minimum": 0, "maximum": schemas.limits.upload_bytes }),
                     "Where the chunk goes: the upload's current offset (409 otherwise).",
                 ),
                 header_param(
                     "Upload-Checksum",
                     false,
-                    json!({ "type": "string", "pattern": "^sha256 [A-Za-z0-9+/]{43}=$" }),
+                    // 32 bytes are 43 base64 digits and a pad; the last digit carries 4 bits.
+                    json!({ "type": "string", "pattern": "^sha256 [A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$" }),
                     "`sha256 <base64 digest>` of the chunk (460 when it does not match).",
                 ),
             ],
@@ -217,10 +240,9 @@ fn tus_rejection(req: &HttpRequest) -> Option<HttpResponse> {
     match req.headers().get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(v) if v.trim() == TUS_VERSION => None,
         _ => {
-            // The usual envelope (with its meta), under tus's own status for a version mismatch.
-            let problem = Problem::validation([("Tus-Resumable", "must be 1.0.0")]);
+            let problem = Problem::new(ErrorCode::TusVersionUnsupported, "send `Tus-Resumable: 1.0.0`")
+                .with_details(json!({ "fields": { "Tus-Resumable": "must be 1.0.0" } }));
             let mut res = crate::envelope::problem_response(&problem, &crate::envelope::current_request_id());
-            *res.status_mut() = StatusCode::PRECONDITION_FAILED;
             let headers = res.headers_mut();
             for (name, value) in [("tus-resumable", TUS_VERSION), ("tus-version", TUS_VERSION)] {
                 headers.insert(header::HeaderName::from_static(name), HeaderValue::from_static(value));
@@ -266,6 +288,12 @@ pub fn parse_checksum(raw: &str) -> Result<Vec<u8>, ApiError> {
 /// `Upload-Metadata: key base64,key2 base64` (values optional): keys of visible ASCII, at
 /// most 64 bytes and each once; values base64 of UTF-8.
 pub fn parse_metadata(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    if metadata_shape().is_some_and(|shape| !shape.is_valid(&Value::String(raw.to_string()))) {
+        return Err(ApiError::fields([(
+            "Upload-Metadata",
+            "must be `key base64` pairs (keys of visible ASCII but `,`, at most 64 bytes) separated by `,`",
+        )]));
+    }
     let mut out = BTreeMap::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let mut it = pair.splitn(2, ' ');
@@ -364,7 +392,11 @@ pub async fn tus_create(
     let mut res = HttpResponse::Created();
     upload_headers(&mut res, &s);
     res.insert_header((header::LOCATION, format!("/v1/mobile/uploads/{}", s.id)));
-    Ok(Raw::new(res.json(json!({ "success": true, "data": Upload::from(s) }))))
+    let mut answer = crate::envelope::success(StatusCode::CREATED, Upload::from(s));
+    for (name, value) in res.finish().headers() {
+        answer.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(Raw::new(answer))
 }
 
 /// A resumable upload, as JSON.
@@ -469,7 +501,9 @@ pub async fn tus_patch(
     let offset =
         header_u64(&req, "Upload-Offset")?.ok_or_else(|| ApiError::fields([("Upload-Offset", "is required")]))?;
     let sha256 = match req.headers().get("upload-checksum") {
+        // An empty header names no checksum, as if it were absent.
         None => Vec::new(),
+        Some(v) if v.is_empty() => Vec::new(),
         // A value that is not visible ASCII is no algorithm we know.
         Some(v) => parse_checksum(v.to_str().unwrap_or_default())?,
     };
@@ -634,5 +668,14 @@ mod tests {
         assert_eq!(m.get("is_confidential").map(String::as_str), Some(""));
         assert!(parse_metadata("a !!!").is_err());
         assert!(parse_metadata("a,a").is_err());
+        assert!(metadata_shape().is_some(), "the pattern compiles");
+        // The shape the document states: no stray spaces, empty pairs, commas or tabs in keys,
+        // no base64 with stray bits.
+        for bad in [" a", "a,,b", "a  ,b", "a\tb", "k YQ", "k YR==", "k YWJ", "k YWK="] {
+            assert!(parse_metadata(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "a,b", "k YQ==", "k YWI=", "k YWJj", "k ", "名"] {
+            assert_eq!(parse_metadata(good).is_ok(), good.is_ascii(), "{good:?}");
+        }
     }
 }

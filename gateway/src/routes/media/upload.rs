@@ -41,7 +41,7 @@ impl RequestDoc for UploadFormDoc {
                         "required": ["file"],
                         "additionalProperties": false,
                         "properties": {
-                            "file": { "type": "string", "format": "binary", "description": "A JPEG, PNG or WebP image (at most PORTICO_MEDIA_MAX_BYTES)." },
+                            "file": { "type": "string", "format": "binary", "minLength": 1, "description": "A JPEG, PNG or WebP image (at most PORTICO_MEDIA_MAX_BYTES)." },
                             "connection": { "type": "string", "enum": ["slow-2g", "2g", "3g", "4g", "wifi"], "description": "The network it was sent over." },
                         },
                     },

@@ -138,7 +138,7 @@ impl ResponseDoc for ImageBytes {
         let headers = json!({
             "ETag": { "description": "Strong validator: the quoted SHA-256 of the bytes.", "schema": { "type": "string" } },
             "Cache-Control": { "schema": { "type": "string", "const": "private, max-age=31536000, immutable" } },
-            "Vary": { "schema": { "type": "string", "const": "Accept" } },
+            "Vary": { "description": "Names `Accept` (the format follows it).", "schema": { "type": "string" } },
         });
         Output {
             status: 200,
