@@ -90,6 +90,7 @@ impl ToSchema for Password {}
 /// Sign-up body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct SignupRequest {
     /// The account's address; a verification link is mailed to it.
     email: Email,
@@ -106,6 +107,7 @@ pub async fn signup(state: web::Data<AppState>, body: Valid<SignupRequest>) -> R
 /// Sign-in body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     /// The account's address.
     email: Email,
@@ -122,6 +124,7 @@ pub async fn login(state: web::Data<AppState>, body: Valid<LoginRequest>) -> Res
 /// Refresh body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"refreshToken": "prt_3q2-HgXbQ0v8mX4yZl6hJcQw"}))]
 pub struct RefreshRequest {
     /// The refresh token of the last sign-in or refresh (single use).
     #[schema(min_length = 1, max_length = 256)]
@@ -136,6 +139,7 @@ pub async fn refresh(state: web::Data<AppState>, body: Valid<RefreshRequest>) ->
 /// Logout body (optional).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"refreshToken": "prt_3q2-HgXbQ0v8mX4yZl6hJcQw"}))]
 pub struct LogoutRequest {
     /// Also end the session of this refresh token (when it is the caller's).
     #[schema(min_length = 1, max_length = 256)]
@@ -251,6 +255,7 @@ pub async fn resend_verification(state: web::Data<AppState>, user: User) -> Resu
 /// Forgot-password body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com"}))]
 pub struct ForgotPassword {
     /// The account's address.
     email: Email,
@@ -271,6 +276,7 @@ pub async fn forgot_password(
 /// Reset-password body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "Yk3v9QmZ0a7WcT2pLr8sXe", "password": "a new long passphrase"}))]
 pub struct ResetPassword {
     /// The token from the mailed link.
     #[schema(min_length = 1, max_length = 128)]
@@ -299,6 +305,7 @@ pub async fn reset_password(
 /// Change-password body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"currentPassword": "correct horse battery staple", "newPassword": "a new long passphrase"}))]
 pub struct ChangePassword {
     /// The current password.
     current_password: Password,
@@ -377,6 +384,7 @@ pub async fn delete_api_key(
 /// Tier body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"tier": "pro"}))]
 pub struct SetTier {
     /// The new tier.
     tier: Tier,
@@ -395,6 +403,7 @@ pub async fn set_tier(
 /// Role body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "admin"}))]
 pub struct SetRole {
     /// The new role.
     role: Role,

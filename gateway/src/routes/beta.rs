@@ -318,6 +318,7 @@ pub struct AnalyticsBatch {
 /// One event, or `{events: [...]}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(example = json!({"events": [{"feature": "ai_filters", "action": "applied", "properties": {"filter": "vintage"}}]}))]
 pub enum AnalyticsEvents {
     /// A batch.
     Batch(AnalyticsBatch),
@@ -334,19 +335,19 @@ pub async fn analytics(
     rid: Rid,
     body: Valid<AnalyticsEvents>,
 ) -> Result<Reply<Accepted, 202>, ApiError> {
-    let (events, prefix) = match body.0 {
-        AnalyticsEvents::Batch(b) => (b.events, "events."),
-        AnalyticsEvents::One(e) => (vec![e], ""),
+    let (events, batch) = match body.0 {
+        AnalyticsEvents::Batch(b) => (b.events, true),
+        AnalyticsEvents::One(e) => (vec![e], false),
     };
     let now = Utc::now().timestamp_millis();
     let mut bad: Vec<(String, String)> = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
         let at = |f: &str| {
-            if prefix.is_empty() {
-                f.to_string()
+            if batch {
+                format!("events[{i}].{f}")
             } else {
-                format!("{prefix}{i}.{f}")
+                f.to_string()
             }
         };
         let properties = e.properties.map(|p| Value::Object(p).to_string()).unwrap_or_default();
@@ -484,6 +485,7 @@ pub async fn get_code(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(min_properties = 1)]
+#[schema(example = json!({"maxUses": 500, "expiresAt": "2027-06-30T23:59:59Z"}))]
 pub struct UpdateInviteCode {
     /// Deactivate (false) or reactivate (true).
     #[schema(nullable = false)]
@@ -567,6 +569,7 @@ pub async fn list_users(
 /// Level body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"accessLevel": "PREMIUM"}))]
 pub struct SetLevel {
     /// The member's new level (NONE removes them from the beta).
     access_level: Level,
@@ -608,6 +611,7 @@ pub struct Feature {
 /// The whole feature table.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"features": [{"name": "ai_filters", "minLevel": "PREMIUM", "description": "AI photo effects"}, {"name": "batch_export", "minLevel": "BASIC"}]}))]
 pub struct FeatureTable {
     /// Every flag (names unique), at most 1000.
     #[schema(max_items = 1000)]

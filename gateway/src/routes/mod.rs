@@ -394,6 +394,42 @@ mod tests {
         }
     }
 
+    /// Every example the document gives, of a whole schema or of one field, is valid against
+    /// the schema it illustrates (so a client copying one gets past validation).
+    #[test]
+    fn every_example_is_valid_against_its_schema() {
+        fn examples(v: &serde_json::Value, at: String, out: &mut Vec<(String, serde_json::Value)>) {
+            if let serde_json::Value::Object(m) = v {
+                if let Some(example) = m.get("example") {
+                    out.push((at.clone(), example.clone()));
+                }
+                for (k, child) in m {
+                    if k != "example" {
+                        examples(child, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                    }
+                }
+            } else if let serde_json::Value::Array(items) = v {
+                for (i, child) in items.iter().enumerate() {
+                    examples(child, format!("{at}/{i}"), out);
+                }
+            }
+        }
+        let doc = super::ops::openapi(&test_config());
+        let components = doc["components"].clone();
+        let mut found = Vec::new();
+        examples(&components["schemas"], "/components/schemas".into(), &mut found);
+        for (at, example) in &found {
+            let root = serde_json::json!({ "$ref": format!("#{at}"), "components": components });
+            let validator = match jsonschema::validator_for(&root) {
+                Ok(v) => v,
+                Err(e) => panic!("the schema at {at} does not compile: {e}"),
+            };
+            let errors: Vec<String> = validator.iter_errors(example).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "the example at {at} is invalid: {errors:?}");
+        }
+        assert!(found.len() >= 30, "only {} examples", found.len());
+    }
+
     /// No two types file different schemas under one name (the second would vanish).
     #[test]
     fn no_two_schemas_share_a_name() {
