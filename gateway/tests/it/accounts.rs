@@ -499,9 +499,8 @@ each_backend!(deleting_an_account_erases_it_in_every_service, |backend| {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_waits_for_a_service_that_is_down() {
-    let port = portico_testkit::free_port();
-    let s =
-        Stack::with(Options::new(Backend::Sqlite).var("PORTICO_BETA_URL", format!("http://127.0.0.1:{port}"))).await;
+    let dead = portico_testkit::DeadPort::new();
+    let s = Stack::with(Options::new(Backend::Sqlite).var("PORTICO_BETA_URL", dead.url("http"))).await;
     let (token, _, _) = s.signup("patient@example.com").await;
     assert_eq!(
         s.send(Method::DELETE, "/v1/auth/me", Some(&token), None).await.status,
@@ -531,6 +530,8 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
         ("PORTICO_INTERNAL_TOKEN", crate::support::TOKEN.to_string()),
     ]))
     .unwrap();
+    let port = dead.port;
+    drop(dead);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let _beta = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();

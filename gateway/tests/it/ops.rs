@@ -42,11 +42,8 @@ async fn public_probes_say_nothing_internal_and_details_are_for_operators() {
 
 #[tokio::test]
 async fn a_service_outage_degrades_details_but_not_readiness() {
-    let port = portico_testkit::free_port();
-    let s = Stack::with(
-        Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_BETA_URL", format!("http://127.0.0.1:{port}")),
-    )
-    .await;
+    let dead = portico_testkit::DeadPort::new();
+    let s = Stack::with(Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_BETA_URL", dead.url("http"))).await;
     // Readiness is the gateway's own database: a dead service must not pull every replica.
     let ready = s.get("/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);

@@ -217,8 +217,8 @@ mod tests {
         let test_db = TestDb::new(portico_testkit::Backend::Sqlite, "mail-retry");
         let db = Db::connect(&test_db.url, outbox::MIGRATIONS, 2).await.unwrap();
         // Nothing listens on this port.
-        let dead = format!("smtp://127.0.0.1:{}", portico_testkit::free_port());
-        let mailer = Arc::new(Mailer::new(&config(Some(dead), PathBuf::from("/nonexistent"))).unwrap());
+        let dead = portico_testkit::DeadPort::new();
+        let mailer = Arc::new(Mailer::new(&config(Some(dead.url("smtp")), PathBuf::from("/nonexistent"))).unwrap());
         db.write(|conn| enqueue(conn, &welcome()).map_err(portico_runtime::db::DbError::from))
             .await
             .unwrap();

@@ -125,6 +125,44 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// A port on 127.0.0.1 where every connection is refused, for as long as this value lives.
+/// The socket is bound but never listens, so no other test's server can be handed the same
+/// port by the kernel (which [`free_port`] cannot promise once its listener is closed).
+pub struct DeadPort {
+    /// The port.
+    pub port: u16,
+    _socket: socket2::Socket,
+}
+
+impl DeadPort {
+    /// Reserves one.
+    pub fn new() -> Self {
+        let reserve = || -> std::io::Result<(socket2::Socket, u16)> {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+            let port = socket
+                .local_addr()?
+                .as_socket()
+                .map(|a| a.port())
+                .ok_or_else(|| std::io::Error::other("not an inet socket"))?;
+            Ok((socket, port))
+        };
+        let (socket, port) = reserve().unwrap_or_else(|e| panic!("no port to reserve: {e}"));
+        Self { port, _socket: socket }
+    }
+
+    /// `scheme://127.0.0.1:port`.
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Default for DeadPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A `redis-server` of the test's own on an ephemeral port; killed on drop. Never the
 /// machine's shared server, so tests may stop and restart it.
 pub struct TestRedis {
