@@ -14,7 +14,13 @@ mod metrics_server;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use portico_runtime::{config::Vars, shutdown, telemetry};
+use portico_runtime::{
+    config::Vars,
+    grpc::Running,
+    service::{self, Service},
+    shutdown, telemetry,
+};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "portico", version, about = "Portico backend platform")]
@@ -125,19 +131,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         None => {
             std::fs::create_dir_all(&common.data_dir)?;
             // Services outlive the gateway at shutdown so its in-flight requests can finish.
-            let services_stop = tokio_util::sync::CancellationToken::new();
-            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, services_stop.clone())
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let workflow = portico_workflow::start(
-                portico_workflow::WorkflowConfig::from_vars(&vars)?,
-                services_stop.clone(),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
-            let media = portico_media::start(portico_media::MediaConfig::from_vars(&vars)?, services_stop.clone())
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let services_stop = CancellationToken::new();
+            let beta = start(portico_beta::BetaConfig::from_vars(&vars)?, &services_stop).await?;
+            let workflow = start(portico_workflow::WorkflowConfig::from_vars(&vars)?, &services_stop).await?;
+            let media = start(portico_media::MediaConfig::from_vars(&vars)?, &services_stop).await?;
             // Point the gateway at the services just started unless told otherwise.
             let mut vars = vars;
             for (var, addr) in [
@@ -180,26 +177,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .map_err(anyhow::Error::msg)?;
             gateway.task.await?.map_err(anyhow::Error::msg)?;
         }
-        Some(Component::Beta) => {
-            service_metrics(&vars, &stop)?;
-            let beta = portico_beta::start(portico_beta::BetaConfig::from_vars(&vars)?, stop)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            beta.task.await?.map_err(anyhow::Error::msg)?;
-        }
-        Some(Component::Media) => {
-            service_metrics(&vars, &stop)?;
-            let media = portico_media::start(portico_media::MediaConfig::from_vars(&vars)?, stop)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            media.task.await?.map_err(anyhow::Error::msg)?;
-        }
+        Some(Component::Beta) => serve_alone(portico_beta::BetaConfig::from_vars(&vars)?, &vars, stop).await?,
+        Some(Component::Media) => serve_alone(portico_media::MediaConfig::from_vars(&vars)?, &vars, stop).await?,
         Some(Component::Workflow) => {
-            service_metrics(&vars, &stop)?;
-            let workflow = portico_workflow::start(portico_workflow::WorkflowConfig::from_vars(&vars)?, stop)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            workflow.task.await?.map_err(anyhow::Error::msg)?;
+            serve_alone(portico_workflow::WorkflowConfig::from_vars(&vars)?, &vars, stop).await?
         }
     }
     tracing::info!("stopped cleanly");
@@ -224,10 +205,18 @@ async fn admin(action: AdminAction) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-/// A service run alone serves its metrics on `PORTICO_METRICS_ADDR` when set.
-fn service_metrics(vars: &Vars, stop: &tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+/// Starts one service of the stack; it stops with `stop`.
+async fn start<S: Service>(config: S, stop: &CancellationToken) -> anyhow::Result<Running> {
+    let started = service::start(config, stop.clone()).await.map_err(anyhow::Error::msg)?;
+    Ok(started.running)
+}
+
+/// `portico serve <service>`: one service in its own process, serving its metrics on
+/// `PORTICO_METRICS_ADDR` when set, until `stop` and the drain.
+async fn serve_alone<S: Service>(config: S, vars: &Vars, stop: CancellationToken) -> anyhow::Result<()> {
     if let Some(addr) = vars.opt("PORTICO_METRICS_ADDR")? {
         metrics_server::spawn(addr, stop.clone())?;
     }
-    Ok(())
+    let running = start(config, &stop).await?;
+    running.task.await?.map_err(anyhow::Error::msg)
 }

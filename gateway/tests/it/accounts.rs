@@ -534,7 +534,9 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
     drop(dead);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let _beta = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();
+    let _beta = portico_runtime::service::start_on(listener, config, stop.clone())
+        .await
+        .unwrap();
     wait_for_erasures(&s, 3, Duration::from_secs(20)).await;
     stop.cancel();
 }

@@ -122,9 +122,10 @@ impl Stack {
         beta_vars.extend(opts.beta_vars.iter().cloned());
         let config = portico_beta::BetaConfig::from_vars(&Vars::from_map(beta_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let beta = portico_beta::start_on(listener, config, services_stop.clone())
+        let beta = portico_runtime::service::start_on(listener, config, services_stop.clone())
             .await
-            .unwrap();
+            .unwrap()
+            .running;
         let mut workflow_vars: HashMap<&str, String> = HashMap::from([
             ("PORTICO_WORKFLOW_DATABASE_URL", workflow_db.url.clone()),
             ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
@@ -133,9 +134,10 @@ impl Stack {
         workflow_vars.extend(opts.workflow_vars.iter().cloned());
         let config = portico_workflow::WorkflowConfig::from_vars(&Vars::from_map(workflow_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let workflow = portico_workflow::start_on(listener, config, services_stop.clone())
+        let workflow = portico_runtime::service::start_on(listener, config, services_stop.clone())
             .await
-            .unwrap();
+            .unwrap()
+            .running;
         let media_db = TestDb::new(opts.backend, "gwmedia");
         let media_dir = std::env::temp_dir().join(format!("portico-gw-media-{}", uuid::Uuid::new_v4().simple()));
         let mut media_vars: HashMap<&str, String> = HashMap::from([
@@ -153,9 +155,10 @@ impl Stack {
         );
         let config = portico_media::MediaConfig::from_vars(&Vars::from_map(media_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let media = portico_media::start_on(listener, config, services_stop.clone())
+        let media = portico_runtime::service::start_on(listener, config, services_stop.clone())
             .await
-            .unwrap();
+            .unwrap()
+            .running;
         let smtp = portico_testkit::SmtpSink::start();
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {

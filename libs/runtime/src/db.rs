@@ -54,12 +54,25 @@ impl Backend {
     }
 }
 
-/// A service's embedded migrations, one set per backend (build it as a `const`).
+/// A service's embedded migrations, one set per backend (build it as a `const`, with
+/// [`embed_migrations!`](crate::embed_migrations) for the usual layout).
 pub struct Migrations {
     /// `migrations/postgres`.
     pub postgres: EmbeddedMigrations,
     /// `migrations/sqlite`.
     pub sqlite: EmbeddedMigrations,
+}
+
+/// The calling crate's `migrations/postgres` and `migrations/sqlite`, embedded as
+/// [`Migrations`] (the caller depends on `diesel_migrations`).
+#[macro_export]
+macro_rules! embed_migrations {
+    () => {
+        $crate::db::Migrations {
+            postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
+            sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
+        }
+    };
 }
 
 /// Failures of the database layer itself (queries report `diesel::result::Error`).

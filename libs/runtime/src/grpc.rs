@@ -331,32 +331,32 @@ fn tokio_stream_listener(
 }
 
 /// What [`launch`] needs to run one service.
-pub struct Launch {
+pub(crate) struct Launch {
     /// Bound listener.
-    pub listener: TcpListener,
+    pub(crate) listener: TcpListener,
     /// The service's own routes (already wrapped in [`RequireInternalToken`]).
-    pub routes: Routes,
+    pub(crate) routes: Routes,
     /// Fully qualified gRPC name, for health.
-    pub service_name: &'static str,
+    pub(crate) service_name: &'static str,
     /// Short name, for metrics and Ops (`beta`, `workflow`...).
-    pub short_name: &'static str,
+    pub(crate) short_name: &'static str,
     /// The service's caches.
-    pub caches: CacheRegistry,
+    pub(crate) caches: CacheRegistry,
     /// Its database; probed by Ops, gauged in metrics, closed after the drain.
-    pub db: crate::db::Db,
+    pub(crate) db: crate::db::Db,
     /// Shared Redis, probed by Ops when configured.
-    pub redis: Option<crate::redis::SharedRedis>,
+    pub(crate) redis: Option<crate::redis::SharedRedis>,
     /// The internal token Ops calls must present.
-    pub token: String,
+    pub(crate) token: String,
     /// Erases a deleted account's data (served as `Ops/EraseUser`).
-    pub eraser: Eraser,
+    pub(crate) eraser: Eraser,
     /// Cancelled to stop accepting and drain.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// Runs a service the way every Portico service runs: Ops probes for its database and Redis,
 /// pool gauges every 5 s, [`serve`] until shutdown, then the pool closed.
-pub fn launch(l: Launch) -> tokio::task::JoinHandle<Result<(), String>> {
+pub(crate) fn launch(l: Launch) -> tokio::task::JoinHandle<Result<(), String>> {
     let probe_db = l.db.clone();
     let mut ops = OpsInfo::new(l.short_name, l.caches);
     ops.eraser = Some(l.eraser);
@@ -406,45 +406,4 @@ pub struct Running {
 /// Binds a service's gRPC listener; errors name the setting `var`.
 pub async fn bind(var: &str, addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("{var} {addr}: {e}"))
-}
-
-/// What every service opens before serving: its database, Redis, and its cache registry
-/// (following invalidations from other replicas when Redis is configured).
-pub struct Foundation {
-    /// The service's database, migrated.
-    pub db: crate::db::Db,
-    /// Shared Redis, when configured.
-    pub redis: Option<crate::redis::SharedRedis>,
-    /// The service's caches, for Ops and metrics.
-    pub registry: CacheRegistry,
-    /// Settings for the caches the service creates.
-    pub caches: crate::cache::CacheSettings,
-}
-
-impl Foundation {
-    /// Connects to `database_url` (running `migrations`) and to Redis if configured.
-    pub async fn open(
-        short_name: &str,
-        common: &crate::config::CommonConfig,
-        database_url: &str,
-        migrations: crate::db::Migrations,
-        pool: usize,
-        shutdown: &CancellationToken,
-    ) -> Result<Foundation, String> {
-        let db = crate::db::Db::connect(database_url, migrations, pool)
-            .await
-            .map_err(|e| format!("{short_name} database: {e}"))?;
-        let redis = common.redis().map_err(|e| e.to_string())?;
-        let registry = CacheRegistry::default();
-        if let Some(redis) = &redis {
-            registry.follow_invalidations(redis.clone(), shutdown.clone());
-        }
-        let caches = crate::cache::CacheSettings::new(common, redis.clone());
-        Ok(Foundation {
-            db,
-            redis,
-            registry,
-            caches,
-        })
-    }
 }

@@ -7,37 +7,23 @@ pub mod error;
 pub mod service;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
-
 use portico_proto::beta::v1::beta_service_server::BetaServiceServer;
 use portico_runtime::{
     Problem,
-    config::{CommonConfig, ConfigError, Environment, Vars, listen_addr},
+    config::{ConfigError, Environment, Vars},
     db::Migrations,
-    grpc::{self, Eraser, Foundation, Launch, RequireInternalToken},
+    service::{EraseUser, Foundation, Service, ServiceConfig},
 };
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use portico_runtime::grpc::Running;
 pub use service::Beta;
 
-const MIGRATIONS: Migrations = Migrations {
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-};
-
 /// The beta service's settings.
 #[derive(Clone, Debug)]
 pub struct BetaConfig {
-    /// Shared settings.
-    pub common: CommonConfig,
-    /// `PORTICO_BETA_GRPC_ADDR` (default `127.0.0.1:50051`).
-    pub grpc_addr: SocketAddr,
-    /// `PORTICO_BETA_DATABASE_URL` (default SQLite `beta.db` in the data dir).
-    pub database_url: String,
-    /// `PORTICO_BETA_DB_POOL` (default 16).
-    pub db_pool: usize,
+    /// `PORTICO_BETA_GRPC_ADDR` (default `127.0.0.1:50051`), `PORTICO_BETA_DATABASE_URL`
+    /// (default SQLite `beta.db` in the data dir), `PORTICO_BETA_DB_POOL` (default 16).
+    pub service: ServiceConfig,
     /// `PORTICO_BETA_SEED_DEMO`: the demo invitation codes; default on in dev, off in production.
     pub seed_demo: bool,
 }
@@ -45,75 +31,40 @@ pub struct BetaConfig {
 impl BetaConfig {
     /// Reads the settings.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let common = CommonConfig::from_vars(vars)?;
-        let seed_demo = vars.flag("PORTICO_BETA_SEED_DEMO", common.environment == Environment::Dev)?;
-        Ok(BetaConfig {
-            grpc_addr: listen_addr(vars, "PORTICO_BETA_GRPC_ADDR", "127.0.0.1:50051")?,
-            database_url: common.database_url(vars, "beta"),
-            db_pool: vars.positive("PORTICO_BETA_DB_POOL", 16)? as usize,
-            seed_demo,
-            common,
-        })
+        let service = ServiceConfig::from_vars(vars, "beta", 50051)?;
+        let seed_demo = vars.flag("PORTICO_BETA_SEED_DEMO", service.common.environment == Environment::Dev)?;
+        Ok(BetaConfig { service, seed_demo })
     }
 }
 
-/// Opens the database, seeds demo data where configured, and serves until `shutdown`.
-pub async fn start(config: BetaConfig, shutdown: CancellationToken) -> Result<Running, String> {
-    let listener = grpc::bind("PORTICO_BETA_GRPC_ADDR", config.grpc_addr).await?;
-    start_on(listener, config, shutdown).await
-}
+impl Service for BetaConfig {
+    const NAME: &'static str = "beta";
+    const GRPC_NAME: &'static str = service::SERVICE_NAME;
+    const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
+    type App = Beta;
 
-/// Like [`start`] on an already bound listener (tests bind port 0).
-pub async fn start_on(
-    listener: TcpListener,
-    config: BetaConfig,
-    shutdown: CancellationToken,
-) -> Result<Running, String> {
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let Foundation {
-        db,
-        redis,
-        registry,
-        caches,
-    } = Foundation::open(
-        "beta",
-        &config.common,
-        &config.database_url,
-        MIGRATIONS,
-        config.db_pool,
-        &shutdown,
-    )
-    .await?;
-    let beta = Beta::new(db.clone(), &caches, &registry);
-    if config.seed_demo {
-        if config.common.environment == Environment::Production {
-            tracing::warn!("PORTICO_BETA_SEED_DEMO is on in production: demo invitation codes are being created");
+    /// Seeds the demo invitation codes where configured.
+    async fn build(self, foundation: &Foundation) -> Result<(Beta, tonic::service::Routes), String> {
+        let beta = Beta::new(foundation.db.clone(), &foundation.caches, &foundation.registry);
+        if self.seed_demo {
+            if self.service.common.environment == Environment::Production {
+                tracing::warn!("PORTICO_BETA_SEED_DEMO is on in production: demo invitation codes are being created");
+            }
+            beta.seed_demo_codes()
+                .await
+                .map_err(|e| format!("seeding demo codes: {e}"))?;
         }
-        beta.seed_demo_codes()
-            .await
-            .map_err(|e| format!("seeding demo codes: {e}"))?;
+        let routes = tonic::service::Routes::new(BetaServiceServer::with_interceptor(beta.clone(), foundation.guard()));
+        Ok((beta, routes))
     }
-    let token = config.common.internal_token.expose().clone();
-    let erasing = beta.clone();
-    let eraser: Eraser = Arc::new(move |user_id: String| {
-        let beta = erasing.clone();
-        Box::pin(async move { beta.erase_user(&user_id).await.map_err(Problem::from) })
-    });
-    let routes = tonic::service::Routes::new(BetaServiceServer::with_interceptor(
-        beta,
-        RequireInternalToken::new(&token),
-    ));
-    let task = grpc::launch(Launch {
-        listener,
-        routes,
-        service_name: service::SERVICE_NAME,
-        short_name: "beta",
-        caches: registry,
-        db: db.clone(),
-        redis,
-        token,
-        eraser,
-        shutdown,
-    });
-    Ok(Running { addr, task, db })
+
+    fn service_config(&self) -> &ServiceConfig {
+        &self.service
+    }
+}
+
+impl EraseUser for Beta {
+    async fn erase_user_data(&self, user_id: String) -> Result<u64, Problem> {
+        self.erase_user(&user_id).await.map_err(Problem::from)
+    }
 }

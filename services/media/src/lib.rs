@@ -13,27 +13,21 @@ pub mod service;
 pub mod sketch;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use portico_media_pipeline::Limits;
 use portico_proto::media::v1::media_service_server::MediaServiceServer;
 use portico_runtime::{
     Problem,
-    config::{CommonConfig, ConfigError, Secret, Vars, listen_addr},
+    config::{ConfigError, Secret, Vars},
     db::{Migrations, now_ms},
-    grpc::{self, Eraser, Foundation, Launch, RequireInternalToken},
+    service::{EraseUser, Foundation, Service, ServiceConfig},
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use objects::{Objects, S3Config, StorageConfig};
 pub use portico_runtime::grpc::Running;
 pub use service::{CleanupReport, MediaApp};
-
-const MIGRATIONS: Migrations = Migrations {
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-};
 
 /// Room above the byte cap for the rest of a gRPC message (ids, metadata, framing).
 const MESSAGE_HEADROOM: usize = 1024 * 1024;
@@ -44,14 +38,9 @@ pub const DEFAULT_MAX_CHUNK_BYTES: u64 = domain::MAX_CHUNK_BYTES;
 /// The media service's settings.
 #[derive(Clone, Debug)]
 pub struct MediaConfig {
-    /// Shared settings.
-    pub common: CommonConfig,
-    /// `PORTICO_MEDIA_GRPC_ADDR` (default `127.0.0.1:50052`).
-    pub grpc_addr: SocketAddr,
-    /// `PORTICO_MEDIA_DATABASE_URL` (default SQLite `media.db` in the data dir).
-    pub database_url: String,
-    /// `PORTICO_MEDIA_DB_POOL` (default 16).
-    pub db_pool: usize,
+    /// `PORTICO_MEDIA_GRPC_ADDR` (default `127.0.0.1:50052`), `PORTICO_MEDIA_DATABASE_URL`
+    /// (default SQLite `media.db` in the data dir), `PORTICO_MEDIA_DB_POOL` (default 16).
+    pub service: ServiceConfig,
     /// `PORTICO_MEDIA_MAX_BYTES` (default 25 MiB): largest image or tus upload.
     pub max_bytes: u64,
     /// `PORTICO_MEDIA_MAX_CHUNK_BYTES` (default 8 MiB, or `PORTICO_MEDIA_MAX_BYTES` when that
@@ -75,7 +64,7 @@ pub struct MediaConfig {
 impl MediaConfig {
     /// Reads the settings.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
-        let common = CommonConfig::from_vars(vars)?;
+        let service = ServiceConfig::from_vars(vars, "media", 50052)?;
         let max_bytes: u64 = vars.get("PORTICO_MEDIA_MAX_BYTES", 25 * 1024 * 1024)?;
         if max_bytes == 0 || max_bytes > 1024 * 1024 * 1024 {
             return Err(ConfigError {
@@ -109,20 +98,17 @@ impl MediaConfig {
             None => StorageConfig::Local(
                 vars.raw("PORTICO_MEDIA_DIR")
                     .map(std::path::PathBuf::from)
-                    .unwrap_or_else(|| common.data_dir.join("media")),
+                    .unwrap_or_else(|| service.common.data_dir.join("media")),
             ),
         };
         Ok(MediaConfig {
-            grpc_addr: listen_addr(vars, "PORTICO_MEDIA_GRPC_ADDR", "127.0.0.1:50052")?,
-            database_url: common.database_url(vars, "media"),
-            db_pool: vars.positive("PORTICO_MEDIA_DB_POOL", 16)? as usize,
+            service,
             max_bytes,
             max_chunk_bytes,
             max_pixels,
             upload_ttl: positive_secs(vars, "PORTICO_MEDIA_UPLOAD_TTL_SECS", 24 * 3600)?,
             cleanup_interval: positive_secs(vars, "PORTICO_MEDIA_CLEANUP_INTERVAL_SECS", 600)?,
             storage,
-            common,
         })
     }
 
@@ -146,88 +132,46 @@ fn positive_secs(vars: &Vars, var: &str, default: u64) -> Result<Duration, Confi
     Ok(d)
 }
 
-/// A started media service.
-pub struct Started {
-    /// The server.
-    pub running: Running,
-    /// The application, for callers that run its jobs directly (tests run the cleanup).
-    pub app: MediaApp,
+impl Service for MediaConfig {
+    const NAME: &'static str = "media";
+    const GRPC_NAME: &'static str = service::SERVICE_NAME;
+    const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
+    type App = MediaApp;
+
+    /// Opens the object store and starts the cleanup job.
+    async fn build(self, foundation: &Foundation) -> Result<(MediaApp, tonic::service::Routes), String> {
+        let objects = Objects::open(&self.storage)?;
+        let ttl_ms = i64::try_from(self.upload_ttl.as_millis()).unwrap_or(i64::MAX);
+        let app = MediaApp::new(
+            foundation.db.clone(),
+            objects,
+            self.limits(),
+            self.max_chunk_bytes,
+            ttl_ms,
+        );
+        spawn_cleanup(app.clone(), self.cleanup_interval, foundation.shutdown.clone());
+        let max_message = usize::try_from(self.max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(MESSAGE_HEADROOM);
+        let server = MediaServiceServer::new(app.clone())
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message);
+        let routes = tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
+            server,
+            foundation.guard(),
+        ));
+        Ok((app, routes))
+    }
+
+    fn service_config(&self) -> &ServiceConfig {
+        &self.service
+    }
 }
 
-/// Opens the database and object store and serves until `shutdown`.
-pub async fn start(config: MediaConfig, shutdown: CancellationToken) -> Result<Running, String> {
-    let listener = grpc::bind("PORTICO_MEDIA_GRPC_ADDR", config.grpc_addr).await?;
-    start_on(listener, config, shutdown).await
-}
-
-/// Like [`start`] on an already bound listener (tests bind port 0).
-pub async fn start_on(
-    listener: TcpListener,
-    config: MediaConfig,
-    shutdown: CancellationToken,
-) -> Result<Running, String> {
-    start_app_on(listener, config, shutdown).await.map(|s| s.running)
-}
-
-/// Like [`start_on`], also handing back the application (tests run its cleanup job directly).
-pub async fn start_app_on(
-    listener: TcpListener,
-    config: MediaConfig,
-    shutdown: CancellationToken,
-) -> Result<Started, String> {
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let objects = Objects::open(&config.storage)?;
-    let Foundation {
-        db,
-        redis,
-        registry,
-        caches: _,
-    } = Foundation::open(
-        "media",
-        &config.common,
-        &config.database_url,
-        MIGRATIONS,
-        config.db_pool,
-        &shutdown,
-    )
-    .await?;
-    let ttl_ms = i64::try_from(config.upload_ttl.as_millis()).unwrap_or(i64::MAX);
-    let app = MediaApp::new(db.clone(), objects, config.limits(), config.max_chunk_bytes, ttl_ms);
-    spawn_cleanup(app.clone(), config.cleanup_interval, shutdown.clone());
-
-    let erasing = app.clone();
-    let eraser: Eraser = Arc::new(move |user_id: String| {
-        let app = erasing.clone();
-        Box::pin(async move { app.erase_user(&user_id).await.map_err(Problem::from) })
-    });
-
-    let token = config.common.internal_token.expose().clone();
-    let max_message = usize::try_from(config.max_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(MESSAGE_HEADROOM);
-    let server = MediaServiceServer::new(app.clone())
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
-    let routes = tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
-        server,
-        RequireInternalToken::new(&token),
-    ));
-    let task = grpc::launch(Launch {
-        listener,
-        routes,
-        service_name: service::SERVICE_NAME,
-        short_name: "media",
-        caches: registry,
-        db: db.clone(),
-        redis,
-        token,
-        eraser,
-        shutdown,
-    });
-    Ok(Started {
-        running: Running { addr, task, db },
-        app,
-    })
+impl EraseUser for MediaApp {
+    async fn erase_user_data(&self, user_id: String) -> Result<u64, Problem> {
+        self.erase_user(&user_id).await.map_err(Problem::from)
+    }
 }
 
 /// Runs [`MediaApp::cleanup`] every `every` until `shutdown` (first run one interval after
@@ -259,8 +203,8 @@ mod tests {
     #[test]
     fn defaults_store_media_on_local_disk() -> Result<(), ConfigError> {
         let c = config(&[("PORTICO_DATA_DIR", "/srv/portico")])?;
-        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50052");
-        assert_eq!(c.database_url, "sqlite:///srv/portico/media.db");
+        assert_eq!(c.service.grpc_addr.to_string(), "127.0.0.1:50052");
+        assert_eq!(c.service.database_url, "sqlite:///srv/portico/media.db");
         assert_eq!((c.max_bytes, c.max_pixels), (25 * 1024 * 1024, 50_000_000));
         assert_eq!(c.max_chunk_bytes, 8 * 1024 * 1024);
         assert_eq!(c.upload_ttl, Duration::from_secs(86_400));

@@ -51,9 +51,12 @@ impl Service {
         ];
         vars.extend_from_slice(extra);
         let config = BetaConfig::from_vars(&Vars::from_map(vars)).unwrap();
-        let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(config.service.grpc_addr).await.unwrap();
         let stop = CancellationToken::new();
-        let running = portico_beta::start_on(listener, config, stop.clone()).await.unwrap();
+        let running = portico_runtime::service::start_on(listener, config, stop.clone())
+            .await
+            .unwrap()
+            .running;
         let url = format!("http://{}", running.addr);
         let ch = channel(&url, std::time::Duration::from_secs(30)).unwrap();
         let client = BetaServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap());

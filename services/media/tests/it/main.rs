@@ -56,9 +56,9 @@ impl Service {
         ];
         vars.extend_from_slice(extra);
         let config = portico_media::MediaConfig::from_vars(&Vars::from_map(vars)).unwrap();
-        let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(config.service.grpc_addr).await.unwrap();
         let stop = CancellationToken::new();
-        let started = portico_media::start_app_on(listener, config, stop.clone())
+        let started = portico_runtime::service::start_on(listener, config, stop.clone())
             .await
             .unwrap();
         let url = format!("http://{}", started.running.addr);
