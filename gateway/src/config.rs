@@ -182,10 +182,7 @@ impl GatewayConfig {
             _ => Some(listen_addr(vars, "PORTICO_ADMIN_ADDR", "127.0.0.1:9090")?),
         };
         let http_addr = listen_addr(vars, "PORTICO_HTTP_ADDR", "127.0.0.1:8080")?;
-        let public_url = vars
-            .string("PORTICO_PUBLIC_URL", &format!("http://{http_addr}"))
-            .trim_end_matches('/')
-            .to_string();
+        let public_url = common.public_url.clone();
         let links = Links {
             verify: vars.string(
                 "PORTICO_VERIFY_EMAIL_URL",

@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "portico/beta/v1/beta.proto",
         "portico/workflow/v1/workflow.proto",
         "portico/media/v1/media.proto",
+        "portico/billing/v1/billing.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
@@ -24,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Documents pass through the gateway without a copy.
         .bytes(".portico.workflow.v1.AnalyzeRequest.document")
         .bytes(".portico.media.v1")
+        // Webhook payloads are verified over their exact bytes.
+        .bytes(".portico.billing.v1.ReceiveWebhookRequest.payload")
         .compile_fds(fds)?;
     Ok(())
 }

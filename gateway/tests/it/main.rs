@@ -16,3 +16,5 @@ mod telemetry;
 mod tls;
 mod tokens;
 mod workflow;
+
+pub use portico_testkit::each_backend;

@@ -427,18 +427,3 @@ impl Drop for Stack {
         let _ = std::fs::remove_dir_all(&self.media_dir);
     }
 }
-
-/// Runs a test body once per configured database backend, each on a fresh stack.
-#[macro_export]
-macro_rules! each_backend {
-    ($name:ident, |$backend:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for $backend in portico_testkit::backends() {
-                let run = async { $body };
-                run.await;
-                eprintln!("{} passed on {:?}", stringify!($name), $backend);
-            }
-        }
-    };
-}

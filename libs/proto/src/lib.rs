@@ -38,3 +38,18 @@ pub mod media {
         tonic::include_proto!("portico.media.v1");
     }
 }
+
+/// The billing service.
+pub mod billing {
+    /// Version 1 of the billing contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.billing.v1");
+    }
+
+    /// The gateway's cache of entitlements (by user id). Billing invalidates its keys through
+    /// the shared cache channel when a user's entitlement changes, so every gateway replica
+    /// sees the change at once when Redis is configured (within the in-process lifetime
+    /// otherwise).
+    pub const ENTITLEMENTS_CACHE: &str = "billing.entitlements";
+}

@@ -192,6 +192,9 @@ pub const DEV_INTERNAL_TOKEN: &str = "portico-dev-internal-token";
 pub struct CommonConfig {
     /// `PORTICO_ENV`: `dev` (default) or `production`.
     pub environment: Environment,
+    /// `PORTICO_PUBLIC_URL` (default `http://<PORTICO_HTTP_ADDR>`, itself defaulting to
+    /// `127.0.0.1:8080`): where clients reach Portico; links in mail and provider redirects.
+    pub public_url: String,
     /// `PORTICO_DATA_DIR` (default `./data`): SQLite files, mail, media.
     pub data_dir: PathBuf,
     /// `PORTICO_REDIS_URL`: shared cache and rate-limit state; in-memory when unset.
@@ -246,8 +249,14 @@ impl CommonConfig {
             "pretty" | "text" => LogFormat::Pretty,
             other => return Err(err("PORTICO_LOG_FORMAT", format!("`{other}` is not json or pretty"))),
         };
+        let http_addr = vars.string("PORTICO_HTTP_ADDR", "127.0.0.1:8080");
+        let public_url = vars
+            .string("PORTICO_PUBLIC_URL", &format!("http://{http_addr}"))
+            .trim_end_matches('/')
+            .to_string();
         Ok(CommonConfig {
             environment,
+            public_url,
             data_dir: PathBuf::from(vars.string("PORTICO_DATA_DIR", "./data")),
             redis_url: vars.raw("PORTICO_REDIS_URL").map(Secret::new),
             redis_prefix: vars.string("PORTICO_REDIS_KEY_PREFIX", "portico:"),

@@ -85,6 +85,15 @@ catalogue! {
     UploadOffsetMismatch => "UPLOAD_OFFSET_MISMATCH", 409, FailedPrecondition, "A resumable upload's Upload-Offset is not the stored offset; `details.offset` is the offset to resume from.";
     ChecksumMismatch => "CHECKSUM_MISMATCH", 460, InvalidArgument, "The chunk does not match its Upload-Checksum (tus 460); nothing was stored.";
     UploadExpired => "UPLOAD_EXPIRED", 410, FailedPrecondition, "The resumable upload has expired; start a new one.";
+    PlanNotPurchasable => "PLAN_NOT_PURCHASABLE", 422, InvalidArgument, "The plan cannot be bought: `free` needs no checkout, and unknown plans are not on sale (see GET /v1/billing/plans).";
+    AlreadySubscribed => "ALREADY_SUBSCRIBED", 409, AlreadyExists, "The caller already has this plan; change or cancel it in the billing portal.";
+    NoBillingAccount => "NO_BILLING_ACCOUNT", 409, FailedPrecondition, "The caller has no billing account yet; start a checkout first.";
+    NoSubscription => "NO_SUBSCRIPTION", 409, FailedPrecondition, "The caller has no subscription to change.";
+    WebhookSignatureMissing => "WEBHOOK_SIGNATURE_MISSING", 400, Unauthenticated, "The webhook has no `Stripe-Signature` header, or it has no `t=` and `v1=` parts.";
+    WebhookSignatureInvalid => "WEBHOOK_SIGNATURE_INVALID", 400, Unauthenticated, "No `v1` signature of the webhook matches its body under the endpoint's secret.";
+    WebhookSignatureExpired => "WEBHOOK_SIGNATURE_EXPIRED", 400, Unauthenticated, "The webhook's signature timestamp is older than the 300-second tolerance (a replay, or a clock far off).";
+    WebhookEventInvalid => "WEBHOOK_EVENT_INVALID", 400, InvalidArgument, "The signed webhook body is not an event object (`id`, `type`, `created`, `data.object`).";
+    PaymentProviderError => "PAYMENT_PROVIDER_ERROR", 502, Unavailable, "The payment provider refused or failed the request; `details` carries its error type and code.";
     ServiceUnavailable => "SERVICE_UNAVAILABLE", 503, Unavailable, "A service this request needs is unreachable; retry later.";
     Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";
     Internal => "INTERNAL_ERROR", 500, Internal, "Something failed on our side; the request id identifies it in our logs.";

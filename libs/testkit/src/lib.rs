@@ -15,6 +15,22 @@ mod smtp;
 
 pub use smtp::{Received, SmtpSink};
 
+/// Runs a test body once per configured database backend (`backends()`), each with its
+/// own fresh state; the caller depends on tokio.
+#[macro_export]
+macro_rules! each_backend {
+    ($name:ident, |$backend:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for $backend in $crate::backends() {
+                let run = async { $body };
+                run.await;
+                eprintln!("{} passed on {:?}", stringify!($name), $backend);
+            }
+        }
+    };
+}
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
