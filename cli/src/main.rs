@@ -78,6 +78,7 @@ enum Component {
     Beta,
     Media,
     Workflow,
+    Billing,
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -123,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Some(Component::Beta) => "beta",
         Some(Component::Media) => "media",
         Some(Component::Workflow) => "workflow",
+        Some(Component::Billing) => "billing",
     };
     let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
     portico_runtime::metrics::install();
@@ -135,12 +137,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let beta = start(portico_beta::BetaConfig::from_vars(&vars)?, &services_stop).await?;
             let workflow = start(portico_workflow::WorkflowConfig::from_vars(&vars)?, &services_stop).await?;
             let media = start(portico_media::MediaConfig::from_vars(&vars)?, &services_stop).await?;
+            let billing = start(portico_billing::BillingConfig::from_vars(&vars)?, &services_stop).await?;
             // Point the gateway at the services just started unless told otherwise.
             let mut vars = vars;
             for (var, addr) in [
                 ("PORTICO_BETA_URL", beta.addr),
                 ("PORTICO_WORKFLOW_URL", workflow.addr),
                 ("PORTICO_MEDIA_URL", media.addr),
+                ("PORTICO_BILLING_URL", billing.addr),
             ] {
                 if vars.raw(var).is_none() {
                     vars = vars.set(var, format!("http://{addr}"));
@@ -165,7 +169,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             );
             let drained = gateway.task.await;
             services_stop.cancel();
-            let services = [beta.task.await, workflow.task.await, media.task.await];
+            let services = [
+                beta.task.await,
+                workflow.task.await,
+                media.task.await,
+                billing.task.await,
+            ];
             drained?.map_err(anyhow::Error::msg)?;
             for service in services {
                 service?.map_err(anyhow::Error::msg)?;
@@ -182,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Some(Component::Workflow) => {
             serve_alone(portico_workflow::WorkflowConfig::from_vars(&vars)?, &vars, stop).await?
         }
+        Some(Component::Billing) => serve_alone(portico_billing::BillingConfig::from_vars(&vars)?, &vars, stop).await?,
     }
     tracing::info!("stopped cleanly");
     Ok(std::process::ExitCode::SUCCESS)

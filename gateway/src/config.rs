@@ -21,6 +21,9 @@ pub struct RateTiers {
     /// `PORTICO_RATE_UPLOAD_CHUNKS_PER_MIN` (default 600): resumable-upload chunks per user,
     /// a budget of their own (25 MiB in 64 KiB chunks on a slow network is 400 requests).
     pub upload_chunks: u32,
+    /// `PORTICO_RATE_WEBHOOKS_PER_MIN` (default 6,000), per client IP on `/webhooks/*`:
+    /// payment providers send bursts, and a webhook has no other tier.
+    pub webhooks: u32,
 }
 
 /// Everything the gateway reads at start.
@@ -87,6 +90,14 @@ pub struct GatewayConfig {
     pub media_process_timeout: Duration,
     /// `PORTICO_MEDIA_URL` (default `http://127.0.0.1:50052`).
     pub media_url: String,
+    /// `PORTICO_BILLING_URL` (default `http://127.0.0.1:50054`).
+    pub billing_url: String,
+    /// `PORTICO_ENTITLEMENT_TTL_SECS` (default 5, at most 60): how long a replica trusts an
+    /// entitlement it loaded from billing. With Redis, billing's changes drop it at once.
+    pub entitlement_ttl: Duration,
+    /// Analyses per hour of free, pro and enterprise (the workflow service's quotas, shown
+    /// with the plans).
+    pub analyses_per_hour: [u32; 3],
     /// `PORTICO_TLS_CERT` and `PORTICO_TLS_KEY`: PEM files; HTTPS when both are set.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `PORTICO_TRUSTED_PROXIES`: CIDRs of the proxies in front of the gateway; the client is
@@ -238,6 +249,7 @@ impl GatewayConfig {
                 pro: vars.positive("PORTICO_RATE_PRO_PER_MIN", 100)?,
                 enterprise: vars.positive("PORTICO_RATE_ENTERPRISE_PER_MIN", 500)?,
                 upload_chunks: vars.positive("PORTICO_RATE_UPLOAD_CHUNKS_PER_MIN", 600)?,
+                webhooks: vars.positive("PORTICO_RATE_WEBHOOKS_PER_MIN", 6000)?,
             },
             cors_origins: vars.list("PORTICO_CORS_ORIGINS"),
             json_limit: vars.positive("PORTICO_JSON_LIMIT_BYTES", 1024 * 1024)? as usize,
@@ -245,6 +257,18 @@ impl GatewayConfig {
             chunk_limit,
             media_process_timeout: vars.millis("PORTICO_MEDIA_PROCESS_TIMEOUT_MS", Duration::from_secs(60))?,
             media_url: vars.string("PORTICO_MEDIA_URL", "http://127.0.0.1:50052"),
+            billing_url: vars.string("PORTICO_BILLING_URL", "http://127.0.0.1:50054"),
+            entitlement_ttl: {
+                let ttl = vars.secs("PORTICO_ENTITLEMENT_TTL_SECS", Duration::from_secs(5))?;
+                if ttl.is_zero() || ttl > Duration::from_secs(60) {
+                    return Err(ConfigError {
+                        var: "PORTICO_ENTITLEMENT_TTL_SECS".into(),
+                        message: "must be between 1 and 60 seconds".into(),
+                    });
+                }
+                ttl
+            },
+            analyses_per_hour: portico_runtime::config::analyses_per_hour(vars)?,
             tls,
             trusted_proxies,
             shutdown_delay: vars.secs(

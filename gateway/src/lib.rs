@@ -29,11 +29,12 @@ use actix_web::{
     web,
 };
 use portico_proto::{
-    beta::v1::beta_service_client::BetaServiceClient, media::v1::media_service_client::MediaServiceClient,
-    ops::v1::ops_client::OpsClient, workflow::v1::workflow_service_client::WorkflowServiceClient,
+    beta::v1::beta_service_client::BetaServiceClient, billing::v1::billing_service_client::BillingServiceClient,
+    media::v1::media_service_client::MediaServiceClient, ops::v1::ops_client::OpsClient,
+    workflow::v1::workflow_service_client::WorkflowServiceClient,
 };
 use portico_runtime::{
-    cache::CacheRegistry,
+    cache::{Cache, CacheRegistry},
     db::{Db, Migrations},
     grpc::{self, PresentInternalToken},
     redis::SharedRedis,
@@ -80,6 +81,12 @@ pub struct AppState {
     media: Balanced<MediaServiceClient<Authed>>,
     /// The media service, for calls that run the image pipeline (their own deadline).
     media_processing: Balanced<MediaServiceClient<Authed>>,
+    /// The billing service.
+    billing: Balanced<BillingServiceClient<Authed>>,
+    /// Entitlements loaded from billing, by user id (invalidated by billing through Redis).
+    entitlements: Cache<Tier>,
+    /// The last entitlement each user was seen with, for when billing cannot answer.
+    last_entitlements: moka::sync::Cache<String, Tier>,
     /// Every service's Ops endpoint, by name.
     pub services: Vec<(&'static str, OpsClient<Authed>)>,
     /// When the gateway started.
@@ -214,6 +221,48 @@ impl AppState {
         self.media_processing.get().map_err(envelope::ApiError::internal)
     }
 
+    /// A billing service client.
+    pub fn billing(&self) -> Result<BillingServiceClient<Authed>, envelope::ApiError> {
+        self.billing.get().map_err(envelope::ApiError::internal)
+    }
+
+    /// The tier a caller's requests get: what billing entitles, or the complimentary plan an
+    /// admin gave, whichever is higher. When billing cannot answer, the last entitlement seen
+    /// stands (a billing outage never downgrades a paying customer mid-session).
+    pub async fn effective_tier(&self, user_id: &str, complimentary: Tier) -> Tier {
+        let loaded = self
+            .entitlements
+            .get_or_load(user_id, || async {
+                let request = portico_proto::billing::v1::GetEntitlementRequest {
+                    user_id: user_id.to_string(),
+                };
+                let e = self
+                    .billing()?
+                    .get_entitlement(grpc::outgoing(request, &envelope::current_request_id()))
+                    .await
+                    .map_err(envelope::ApiError::from)?
+                    .into_inner();
+                Ok::<_, envelope::ApiError>(routes::billing::tier_of(e.plan))
+            })
+            .await;
+        let billed = match loaded {
+            Ok(tier) => {
+                self.last_entitlements.insert(user_id.to_string(), tier);
+                tier
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.0.message, "billing did not answer an entitlement; the last one seen stands");
+                self.last_entitlements.get(user_id).unwrap_or(Tier::Free)
+            }
+        };
+        billed.max(complimentary)
+    }
+
+    /// Drops a user's entitlement from this replica (after a change made through it).
+    pub async fn forget_entitlement(&self, user_id: &str) {
+        self.entitlements.invalidate(user_id).await;
+    }
+
     /// The services' names, in the order they are probed and erased.
     pub fn service_names(&self) -> Vec<&'static str> {
         self.services.iter().map(|(name, _)| *name).collect()
@@ -297,6 +346,23 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         config.grpc_connections,
         media_client(token.clone()),
     )?;
+    let billing_token = token.clone();
+    let billing = Balanced::connect("PORTICO_BILLING_URL", &config.billing_url, &config, move |ch| {
+        BillingServiceClient::with_interceptor(ch, billing_token.clone())
+    })?;
+    let entitlement_ttl = config.entitlement_ttl;
+    let entitlements = Cache::new(
+        portico_proto::billing::ENTITLEMENTS_CACHE,
+        100_000,
+        entitlement_ttl.min(config.common.cache_l1_ttl.max(std::time::Duration::from_millis(1))),
+        entitlement_ttl,
+        redis.clone(),
+        &caches,
+    );
+    let last_entitlements = moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_idle(std::time::Duration::from_secs(24 * 3600))
+        .build();
     let ops = |var: &str, url: &str| {
         grpc::channel(url, config.grpc_timeout)
             .map(|ch| OpsClient::with_interceptor(ch, token.clone()))
@@ -306,6 +372,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         ("beta", ops("PORTICO_BETA_URL", &config.beta_url)?),
         ("workflow", ops("PORTICO_WORKFLOW_URL", &config.workflow_url)?),
         ("media", ops("PORTICO_MEDIA_URL", &config.media_url)?),
+        ("billing", ops("PORTICO_BILLING_URL", &config.billing_url)?),
     ];
     Ok(Arc::new(AppState {
         config,
@@ -318,6 +385,9 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         workflow,
         media,
         media_processing,
+        billing,
+        entitlements,
+        last_entitlements,
         services,
         started: Instant::now(),
         auth_failures: AuthFailures::default(),
@@ -425,6 +495,16 @@ pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(
             .service(read_only("/openapi.json", routes::ops::openapi_json, None))
             .service(read_only("/api-docs", routes::ops::docs_redirect, None))
             .service(read_only("/api-docs/{file:.*}", routes::ops::docs_file, None))
+            .service(
+                web::resource("/webhooks/stripe")
+                    .app_data(web::PayloadConfig::new(routes::billing::MAX_WEBHOOK_BYTES))
+                    .route(
+                        web::post()
+                            .to(routes::billing::stripe_webhook)
+                            .wrap(routes::gated(RoutePolicy::webhook())),
+                    )
+                    .route(routes::other_methods("POST, OPTIONS".to_string())),
+            )
             .service(routes::api_scope("/v1", false))
             .service(routes::api_scope("/api", true))
             .default_service(web::to(routes::not_found));

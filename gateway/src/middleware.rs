@@ -77,6 +77,8 @@ pub enum Budget {
     /// Resumable-upload chunks: their own per-minute budget, so a slow network's many small
     /// chunks do not spend the API budget.
     Chunks,
+    /// Provider webhooks: a generous per-IP budget of their own (`/webhooks/*`).
+    Webhooks,
 }
 
 /// What the gate of one route decides with.
@@ -97,6 +99,15 @@ impl RoutePolicy {
             access: Access::Anonymous,
             budget: Budget::Api,
             legacy,
+        }
+    }
+
+    /// A provider webhook: anonymous (the signature is the proof), on the webhook budget.
+    pub const fn webhook() -> Self {
+        RoutePolicy {
+            access: Access::Anonymous,
+            budget: Budget::Webhooks,
+            legacy: false,
         }
     }
 
@@ -320,14 +331,22 @@ async fn admit(
     let principal = match presented {
         None => {
             // Anonymous callers are limited before anything else is done for them.
-            let d = state.limiter.check(&ip_key, anonymous).await;
+            let (key, quota, name) = match policy.budget {
+                Budget::Webhooks => (
+                    format!("w:{ip_key}"),
+                    Quota::per_minute(state.config.rates.webhooks),
+                    "webhooks",
+                ),
+                Budget::Api | Budget::Chunks => (ip_key.clone(), anonymous, "anonymous"),
+            };
+            let d = state.limiter.check(&key, quota).await;
             if !d.allowed {
-                return Err(rate_limited(state, None, d, "anonymous"));
+                return Err(rate_limited(state, None, d, name));
             }
             return match authorise(None, policy, req.method()) {
-                Ok(()) => Ok((None, d, "anonymous")),
+                Ok(()) => Ok((None, d, name)),
                 Err(mut refusal) => {
-                    refusal.decision = Some((d, "anonymous"));
+                    refusal.decision = Some((d, name));
                     Err(refusal)
                 }
             };
@@ -368,6 +387,11 @@ async fn admit(
             format!("c:{}", principal.user_id),
             Quota::per_minute(state.config.rates.upload_chunks),
             "upload-chunks",
+        ),
+        Budget::Webhooks => (
+            format!("w:{ip_key}"),
+            Quota::per_minute(state.config.rates.webhooks),
+            "webhooks",
         ),
     };
     let d = state.limiter.check(&key, quota).await;
@@ -450,11 +474,14 @@ fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, ApiError
     Ok(None)
 }
 
+/// The caller, with the tier their entitlement (or complimentary plan) gives.
 async fn authenticate(state: &AppState, credentials: Credentials<'_>) -> Result<Principal, ApiError> {
-    match credentials {
+    let mut principal = match credentials {
         Credentials::Bearer(token) => state.auth.authenticate_token(token).await,
         Credentials::ApiKey(key) => state.auth.authenticate_api_key(key).await,
-    }
+    }?;
+    principal.tier = state.effective_tier(&principal.user_id, principal.tier).await;
+    Ok(principal)
 }
 
 fn rate_limited(state: &AppState, tier: Option<Tier>, d: Decision, budget: &'static str) -> Refusal {

@@ -30,8 +30,8 @@ use store::{ApiKeyRow, RefreshRow, SigningKeyRow, UserRow};
 
 pub use recovery::Links;
 
-/// A caller's plan tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A caller's plan tier (ordered: free < pro < enterprise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Free plan.

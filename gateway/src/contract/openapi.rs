@@ -13,6 +13,10 @@ use crate::routes::{API_ROUTES, Access, Budget, RouteDoc};
 
 /// An operations endpoint outside the API scopes, for the document.
 pub struct OpsDoc {
+    /// HTTP method, lower case.
+    pub method: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
     /// Its path.
     pub path: &'static str,
     /// One-line summary.
@@ -23,6 +27,8 @@ pub struct OpsDoc {
     pub response: fn(&mut Schemas) -> super::doc::Output,
     /// Error statuses it answers besides the usual ones.
     pub errors: &'static [ErrorCode],
+    /// Its input (`parameters`, `requestBody`), when it takes any.
+    pub input: Option<fn() -> Value>,
 }
 
 /// The codes every gated API call can answer, whatever the route.
@@ -76,11 +82,18 @@ pub fn assemble(ops: &[OpsDoc], limits: super::doc::Limits) -> (Value, BTreeSet<
         }
         add_errors(&mut responses, &codes, false);
         let mut op = json!({
-            "tags": ["operations"],
+            "tags": [o.tag],
             "summary": o.summary,
-            "operationId": operation_id("get", o.path, false),
+            "operationId": operation_id(o.method, o.path, false),
             "responses": responses,
         });
+        if let Some(input) = o.input
+            && let Value::Object(fields) = input()
+        {
+            for (k, v) in fields {
+                op[k] = v;
+            }
+        }
         op["security"] = if o.operators {
             json!([{ "bearer": [] }, { "apiKey": [] }])
         } else {
@@ -91,7 +104,7 @@ pub fn assemble(ops: &[OpsDoc], limits: super::doc::Limits) -> (Value, BTreeSet<
                 "Operators only: open on the operators' listener (PORTICO_ADMIN_ADDR), admins only on the API port."
             );
         }
-        paths.insert(o.path.to_string(), json!({ "get": op }));
+        paths.insert(o.path.to_string(), json!({ o.method: op }));
     }
     let codes: Vec<Value> = ErrorCode::ALL.iter().map(|c| json!(c.as_str())).collect();
     let catalogue: Vec<String> = ErrorCode::ALL

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod beta;
+pub mod billing;
 pub mod media;
 pub mod ops;
 pub mod workflow;
@@ -227,6 +228,13 @@ api_routes! {
     get "/workflows/analyses/{id}" => workflow::get, User, Api, "workflows", (), Reply<workflow::Analysis>, [], "One of the caller's analyses (plan tier applies)";
     delete "/workflows/analyses/{id}" => workflow::delete, User, Api, "workflows", (), Reply<Deleted>, [], "Delete one of the caller's analyses";
     get "/workflows/rules" => workflow::rules, Anonymous, Api, "workflows", (), Reply<workflow::RuleCatalogue>, [], "The rule catalogue: id, severity, title, description, score weight";
+    get "/billing/plans" => billing::plans, Anonymous, Api, "billing", (), Reply<Vec<billing::Plan>>, [ServiceUnavailable], "The plans on sale: id, name, price (minor units) and limits";
+    post "/billing/checkout" => billing::checkout, User, Api, "billing", Valid<billing::CheckoutRequest>, Reply<billing::CheckoutSession>, [PlanNotPurchasable, AlreadySubscribed, PaymentProviderError], "Start a hosted checkout for pro or enterprise: the session id and the URL to send the customer to";
+    post "/billing/portal" => billing::portal, User, Api, "billing", (), Reply<billing::PortalSession>, [NoBillingAccount, PaymentProviderError], "A customer-portal session (payment methods, invoices, plan changes)";
+    get "/billing/subscription" => billing::subscription, User, Api, "billing", (), Reply<billing::Subscription>, [], "The caller's subscription: plan, status, period end, cancel-at-period-end (free and no status when there is none)";
+    post "/billing/cancel" => billing::cancel, User, Api, "billing", Valid<billing::CancelRequest>, Reply<billing::Subscription>, [NoSubscription, PaymentProviderError], "Cancel at the period end (`atPeriodEnd: true`) or now";
+    get "/billing/local/checkout/{session}" => billing::local_checkout_page, Anonymous, Api, "billing", (), Reply<billing::LocalCheckout>, [], "The local provider's checkout (development): what it sells; the session id is the capability";
+    post "/billing/local/checkout/{session}" => billing::local_checkout_confirm, Anonymous, Api, "billing", (), Reply<billing::LocalCheckout>, [], "Pay a local checkout (development): the events Stripe would send follow through the webhook handler";
     get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", (), crate::contract::Raw<workflow::SchemaDocument>, [], "JSON Schema of the workflow document";
 }
 

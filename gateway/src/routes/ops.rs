@@ -388,6 +388,9 @@ pub async fn cache_stats(state: web::Data<AppState>, rid: Rid) -> Result<Reply<C
 /// type its handler returns).
 pub(crate) const OPS: &[OpsDoc] = &[
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/health",
         summary: "Liveness (status only)",
         operators: false,
@@ -395,6 +398,9 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/live",
         summary: "Liveness (status only)",
         operators: false,
@@ -402,6 +408,9 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/ready",
         summary: "Readiness: the gateway's own database, and not shutting down (status only)",
         operators: false,
@@ -409,6 +418,9 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[ErrorCode::ServiceUnavailable],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/health/detailed",
         summary: "Every dependency and service: status, latency, version",
         operators: true,
@@ -416,6 +428,9 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/metrics",
         summary: "Prometheus metrics (text format)",
         operators: true,
@@ -423,6 +438,9 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/internal/cache-stats",
         summary: "Cache hit/miss/size per cache and layer, for the gateway and every service",
         operators: true,
@@ -430,11 +448,32 @@ pub(crate) const OPS: &[OpsDoc] = &[
         errors: &[],
     },
     OpsDoc {
+        method: "get",
+        tag: "operations",
+        input: None,
         path: "/.well-known/jwks.json",
         summary: "Public keys of access tokens (JWKS)",
         operators: false,
         response: <Raw<Jwks> as ResponseDoc>::document,
         errors: &[],
+    },
+    OpsDoc {
+        method: "post",
+        tag: "billing",
+        input: Some(super::billing::webhook_input),
+        path: "/webhooks/stripe",
+        summary: "Stripe webhook events: `Stripe-Signature` verified over the raw body (5-minute tolerance), each event id applied once; answers before processing",
+        operators: false,
+        response: <Reply<super::billing::WebhookAck> as ResponseDoc>::document,
+        errors: &[
+            ErrorCode::WebhookSignatureMissing,
+            ErrorCode::WebhookSignatureInvalid,
+            ErrorCode::WebhookSignatureExpired,
+            ErrorCode::WebhookEventInvalid,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::ServiceUnavailable,
+        ],
     },
 ];
 

@@ -483,7 +483,8 @@ each_backend!(deleting_an_account_erases_it_in_every_service, |backend| {
 
     let gone = s.send(Method::DELETE, "/v1/auth/me", Some(&token), None).await;
     assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
-    wait_for_erasures(&s, 3, Duration::from_secs(10)).await;
+    // Beta, workflow, media and billing.
+    wait_for_erasures(&s, 4, Duration::from_secs(10)).await;
     let members = s.get("/v1/admin/beta/users", Some(&admin)).await;
     assert!(!members.body.to_string().contains(&user_id), "{}", members.body);
     assert_eq!(
@@ -506,7 +507,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
         s.send(Method::DELETE, "/v1/auth/me", Some(&token), None).await.status,
         StatusCode::OK
     );
-    // Media and workflow answer; beta is down, so its erasure stays queued.
+    // Media, workflow and billing answer; beta is down, so its erasure stays queued.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let b = s.gateways[0]
@@ -516,7 +517,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
             .backlog(portico_gateway::auth::ERASE_TOPIC)
             .await
             .unwrap();
-        if b.delivered == 2 {
+        if b.delivered == 3 {
             assert_eq!(b.pending, 1);
             break;
         }
@@ -537,7 +538,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
     let _beta = portico_runtime::service::start_on(listener, config, stop.clone())
         .await
         .unwrap();
-    wait_for_erasures(&s, 3, Duration::from_secs(20)).await;
+    wait_for_erasures(&s, 4, Duration::from_secs(20)).await;
     stop.cancel();
 }
 

@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod authz;
 mod beta;
+mod billing;
 mod edge;
 mod input;
 mod media;

@@ -25,6 +25,7 @@ pub struct Stack {
     _beta: portico_beta::Running,
     _workflow: portico_workflow::Running,
     _media: portico_media::Running,
+    _billing: portico_runtime::grpc::Running,
     media_dir: std::path::PathBuf,
     pub http: reqwest::Client,
     pub gateway_db: String,
@@ -160,6 +161,25 @@ impl Stack {
             .unwrap()
             .running;
         let smtp = portico_testkit::SmtpSink::start();
+        let billing_db = TestDb::new(opts.backend, "gwbilling");
+        let mut billing_vars: HashMap<&str, String> = HashMap::from([
+            ("PORTICO_BILLING_DATABASE_URL", billing_db.url.clone()),
+            ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+            ("PORTICO_SMTP_URL", smtp.url()),
+        ]);
+        billing_vars.extend(shared.iter().cloned());
+        billing_vars.extend(
+            opts.vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("PORTICO_BILLING_") || k.starts_with("PORTICO_STRIPE_"))
+                .cloned(),
+        );
+        let config = portico_billing::BillingConfig::from_vars(&Vars::from_map(billing_vars)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let billing = portico_runtime::service::start_on(listener, config, services_stop.clone())
+            .await
+            .unwrap()
+            .running;
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -168,6 +188,7 @@ impl Stack {
                 ("PORTICO_BETA_URL", format!("http://{}", beta.addr)),
                 ("PORTICO_WORKFLOW_URL", format!("http://{}", workflow.addr)),
                 ("PORTICO_MEDIA_URL", format!("http://{}", media.addr)),
+                ("PORTICO_BILLING_URL", format!("http://{}", billing.addr)),
                 ("PORTICO_KEY_ENCRYPTION_KEY", KEK.to_string()),
                 ("PORTICO_ADMIN_ADDR", "127.0.0.1:0".to_string()),
                 ("PORTICO_SMTP_URL", smtp.url()),
@@ -195,12 +216,13 @@ impl Stack {
             _beta: beta,
             _workflow: workflow,
             _media: media,
+            _billing: billing,
             media_dir,
             http,
             gateway_db,
             stop,
             services_stop,
-            _dbs: vec![beta_db, workflow_db, media_db, gw_db],
+            _dbs: vec![beta_db, workflow_db, media_db, billing_db, gw_db],
         }
     }
 

@@ -296,6 +296,17 @@ impl CommonConfig {
     }
 }
 
+/// Workflow analyses per hour of the free, pro and enterprise plans:
+/// `PORTICO_QUOTA_ANALYSES_{FREE,PRO,ENTERPRISE}_PER_HOUR` (10, 100, 1,000). Read here for the
+/// workflow service, which enforces them, and the gateway, which shows them with the plans.
+pub fn analyses_per_hour(vars: &Vars) -> Result<[u32; 3], ConfigError> {
+    Ok([
+        vars.positive("PORTICO_QUOTA_ANALYSES_FREE_PER_HOUR", 10)?,
+        vars.positive("PORTICO_QUOTA_ANALYSES_PRO_PER_HOUR", 100)?,
+        vars.positive("PORTICO_QUOTA_ANALYSES_ENTERPRISE_PER_HOUR", 1000)?,
+    ])
+}
+
 /// A listen address from `var`, or `default`.
 pub fn listen_addr(vars: &Vars, var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
     parse(var, &vars.string(var, default))

@@ -42,14 +42,11 @@ pub struct WorkflowConfig {
 impl WorkflowConfig {
     /// Reads the settings.
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let [free, pro, enterprise] = portico_runtime::config::analyses_per_hour(vars)?;
         Ok(WorkflowConfig {
             service: ServiceConfig::from_vars(vars, "workflow", 50053)?,
             max_steps: vars.positive("PORTICO_WORKFLOW_MAX_STEPS", 5000)? as usize,
-            quotas: Quotas {
-                free: vars.positive("PORTICO_QUOTA_ANALYSES_FREE_PER_HOUR", 10)?,
-                pro: vars.positive("PORTICO_QUOTA_ANALYSES_PRO_PER_HOUR", 100)?,
-                enterprise: vars.positive("PORTICO_QUOTA_ANALYSES_ENTERPRISE_PER_HOUR", 1000)?,
-            },
+            quotas: Quotas { free, pro, enterprise },
         })
     }
 }

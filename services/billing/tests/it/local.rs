@@ -74,3 +74,21 @@ each_backend!(a_local_checkout_runs_the_real_code_path, |backend| {
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
 });
+
+each_backend!(an_erased_user_leaves_nothing_behind, |backend| {
+    let s = Service::local(backend).await;
+    let session = s.app.checkout("gone", "gone@example.com", "pro").await.unwrap();
+    s.app.local().unwrap().confirm(&session.id, 2900, "usd").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.app.entitlement("gone").await.unwrap().0 != Plan::Pro {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    s.settled().await;
+    let removed = s.app.erase_user("gone").await.unwrap();
+    assert!(removed >= 2, "customer and subscription: {removed}");
+    assert_eq!(s.app.subscription("gone").await.unwrap().status, None);
+    assert_eq!(s.app.erase_user("gone").await.unwrap(), 0, "idempotent");
+    let e = s.app.portal("gone").await.unwrap_err();
+    assert!(matches!(e, portico_billing::error::BillingError::NoAccount));
+});
