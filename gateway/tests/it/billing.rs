@@ -259,3 +259,41 @@ async fn the_webhook_endpoint_verifies_and_records_once() {
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get.header("allow"), Some("POST, OPTIONS"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_reaches_every_gateway_replica_within_seconds() {
+    // Two gateways; with Redis configured (CI) billing's invalidation reaches both at once,
+    // without it each trusts what it loaded for PORTICO_ENTITLEMENT_TTL_SECS.
+    let s = Stack::with(Options::new(portico_testkit::Backend::Sqlite).gateways(2)).await;
+    let (token, _, _) = s.signup("replicas@example.com").await;
+    let me = |gw: usize| {
+        let t = token.clone();
+        let s = &s;
+        async move {
+            let r = s.send_on(gw, Method::GET, "/v1/auth/me", Some(&t), None).await;
+            r.data()["tier"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    // Both replicas have loaded (and cached) the free entitlement.
+    assert_eq!((me(0).await, me(1).await), ("free".to_string(), "free".to_string()));
+    let checkout = s
+        .post("/v1/billing/checkout", Some(&token), json!({"plan": "pro"}))
+        .await;
+    let url = checkout.data()["url"].as_str().unwrap().to_string();
+    s.post(
+        &url[url.find("/v1/billing/local/checkout/").unwrap()..],
+        None,
+        json!({}),
+    )
+    .await;
+    let started = Instant::now();
+    while me(1).await != "pro" {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "replica 1 never saw the plan"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(me(0).await, "pro");
+    eprintln!("replica 1 saw the plan {:?} after the confirmation", started.elapsed());
+}

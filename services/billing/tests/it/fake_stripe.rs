@@ -46,6 +46,7 @@ struct State {
 pub struct Fake {
     state: Arc<Mutex<State>>,
     fail_next: Arc<AtomicUsize>,
+    refuse_next: Arc<AtomicUsize>,
 }
 
 pub struct FakeStripe {
@@ -75,6 +76,12 @@ impl Fake {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The next `n` requests answer 409 with `Stripe-Should-Retry: false` and a card error
+    /// naming its parameter (Stripe's way of saying a retry cannot help).
+    pub fn refuse_next(&self, n: usize) {
+        self.refuse_next.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` requests answer 500 (Stripe's `api_error`).
@@ -129,6 +136,15 @@ impl Fake {
 
     fn answer(&self, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         self.record(req, body);
+        if self.refuse_next.load(Ordering::SeqCst) > 0 {
+            self.refuse_next.fetch_sub(1, Ordering::SeqCst);
+            return HttpResponse::Conflict()
+                .insert_header(("Stripe-Should-Retry", "false"))
+                .json(
+                    json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                    "param": "customer", "message": "No such customer: 'cus_gone'"}}),
+                );
+        }
         if self.fail_next.load(Ordering::SeqCst) > 0 {
             self.fail_next.fetch_sub(1, Ordering::SeqCst);
             return error(500, "api_error", None, "Something went wrong on Stripe's end.");

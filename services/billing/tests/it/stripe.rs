@@ -181,6 +181,35 @@ each_backend!(a_failed_request_is_retried_with_the_same_idempotency_key, |backen
     let sessions: Vec<_> = requests.iter().filter(|r| r.path == "/v1/checkout/sessions").collect();
     assert_ne!(sessions[0].header("idempotency-key"), Some(keys[0]));
 
+    // `Stripe-Should-Retry: false` is final even on a status that is usually retried, and
+    // Stripe's error body reaches the caller mapped to the catalogue.
+    let before = stripe.fake.requests().len();
+    stripe.fake.refuse_next(1);
+    let e = s
+        .client
+        .clone()
+        .create_portal(pb::CreatePortalRequest { user_id: "u2".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(stripe.fake.requests().len(), before + 1, "not retried");
+    let problem = portico_runtime::Problem::from_status(&e);
+    assert_eq!(problem.code.as_str(), "PAYMENT_PROVIDER_ERROR");
+    let provider = &problem.details.unwrap()["provider"];
+    assert_eq!(
+        (
+            provider["status"].as_u64(),
+            provider["type"].as_str(),
+            provider["code"].as_str(),
+            provider["param"].as_str()
+        ),
+        (
+            Some(409),
+            Some("invalid_request_error"),
+            Some("resource_missing"),
+            Some("customer")
+        )
+    );
+
     // Past the retry budget the caller gets the provider's error, named.
     stripe.fake.fail_next(10);
     let e = s
@@ -192,6 +221,15 @@ each_backend!(a_failed_request_is_retried_with_the_same_idempotency_key, |backen
     let problem = portico_runtime::Problem::from_status(&e);
     assert_eq!(problem.code.as_str(), "PAYMENT_PROVIDER_ERROR");
     assert_eq!(problem.details.unwrap()["provider"]["type"], "api_error");
+    assert_eq!(
+        stripe.fake.requests().len(),
+        before + 1 + 4,
+        "the first try and three retries"
+    );
+    assert!(
+        !format!("{e:?}").contains("sk_test_fake"),
+        "the key is never in an error"
+    );
     stripe.fake.fail_next(0);
 });
 
