@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench fuzz fuzz-all compose-check
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load fuzz fuzz-all compose-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -45,6 +45,9 @@ workflow-load:
 
 media-bench:
 	./bench/media-bench.sh
+
+billing-load:
+	./bench/billing-load.sh
 
 # The image decoder under libFuzzer (nightly toolchain; installs cargo-fuzz when missing).
 FUZZ_SECONDS ?= 60

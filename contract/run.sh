@@ -25,6 +25,8 @@ fi
 [ -x "$PORTICO" ] || die "no portico binary at $PORTICO"
 TOOLS=${PORTICO_CONTRACT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portico/contract-tools}
 REDOCLY="$TOOLS/node_modules/.bin/redocly"
+[ -f "$TOOLS/node_modules/stripe/package.json" ] \
+  || die "stripe-node is missing: (cd $TOOLS && cp $ROOT/contract/package*.json . && npm ci)"
 command -v schemathesis >/dev/null || die "schemathesis is missing: pip install -r contract/requirements.txt"
 command -v openapi-python-client >/dev/null || die "openapi-python-client is missing: pip install -r contract/requirements.txt"
 [ -x "$REDOCLY" ] || die "redocly is missing: npm ci --prefix $TOOLS (contract/package.json)"
@@ -92,6 +94,10 @@ if grep -B2 -A3 "Endpoint will not be generated" "$WORK/generate.log"; then
   die "the client generator left endpoints out"
 fi
 PYTHONPATH="$WORK/pkg" PORTICO_URL="$URL" python3 contract/client_test.py
+
+say "webhooks signed by Stripe's own library (stripe-node $(node -p "require('$TOOLS/node_modules/stripe/package.json').version"))"
+PORTICO_URL="$URL" WEBHOOK_SECRET=whsec_portico_local STRIPE_MODULE_DIR="$TOOLS/node_modules" \
+  node contract/stripe_webhooks.mjs
 # One worker: Python 3.11's `ast` is not thread-safe (CPython gh-106905), and hypothesis
 # parses lambdas with it, so parallel workers fail now and then inside the tool.
 say "schemathesis $(schemathesis --version | awk '{print $NF}') --checks all"

@@ -1,11 +1,14 @@
-//! Open-loop latency of one POST endpoint over a fixed number of connections, in the manner
-//! of wrk2: requests are due on a fixed schedule and latency is measured from when each was
+//! Open-loop latency of one endpoint over a fixed number of connections, in the manner of
+//! wrk2: requests are due on a fixed schedule and latency is measured from when each was
 //! due, so a stalled server is charged for the requests it delayed (no coordinated omission).
 //! Each connection carries one request at a time (HTTP/1.1, no pipelining).
 //!
-//!   open_loop <url> <access token> <body file> <rate/s> <seconds> <connections> [vary]
+//!   open_loop <url> <access token> <body file | -> <rate/s> <seconds> <connections> [vary | stripe=<whsec>]
 //!
-//! With `vary`, every request replaces `TAG_PLACEHOLDER` in the body with a unique value.
+//! A body file makes POSTs, `-` GETs. With `vary`, every request replaces `TAG_PLACEHOLDER`
+//! in the body with a unique value. With `stripe=<secret>`, every request is a webhook: a
+//! unique `TAG_PLACEHOLDER` (the event id) and a `Stripe-Signature` made with the secret, as
+//! Stripe signs (no bearer token).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,12 +27,15 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args[1].clone();
     let token = args[2].clone();
-    let body = std::fs::read_to_string(&args[3]).unwrap();
+    let body = (args[3] != "-").then(|| std::fs::read_to_string(&args[3]).unwrap());
     let rate: u64 = args[4].parse().unwrap();
     let seconds: u64 = args[5].parse().unwrap();
     let connections: u64 = args[6].parse().unwrap();
-    let vary = args.get(7).is_some_and(|a| a == "vary");
+    let stripe = args.get(7).and_then(|a| a.strip_prefix("stripe=")).map(str::to_string);
+    let vary = args.get(7).is_some_and(|a| a == "vary") || stripe.is_some();
 
+    // Unique across runs too (a repeated webhook event id would be a cheaper duplicate).
+    let run = chrono::Utc::now().timestamp_millis();
     let total = rate * seconds;
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     let start = Instant::now() + Duration::from_millis(200);
@@ -40,7 +46,7 @@ async fn main() {
             .pool_max_idle_per_host(1)
             .build()
             .unwrap();
-        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        let (url, token, body, stripe) = (url.clone(), token.clone(), body.clone(), stripe.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0u64;
@@ -48,20 +54,26 @@ async fn main() {
             while i < total {
                 let due = start + interval * i as u32;
                 tokio::time::sleep_until(due.into()).await;
-                let payload = if vary {
-                    body.replace("TAG_PLACEHOLDER", &format!("v{i}"))
-                } else {
-                    body.replace("TAG_PLACEHOLDER", "fixed")
+                let request = match &body {
+                    None => client.get(&url).bearer_auth(&token),
+                    Some(body) => {
+                        let payload = if vary {
+                            body.replace("TAG_PLACEHOLDER", &format!("v{run}-{i}"))
+                        } else {
+                            body.replace("TAG_PLACEHOLDER", "fixed")
+                        };
+                        let request = client.post(&url).header("content-type", "application/json");
+                        match &stripe {
+                            Some(secret) => {
+                                let now = chrono::Utc::now().timestamp();
+                                let signature = portico_billing::signature::sign(payload.as_bytes(), secret, now);
+                                request.header("stripe-signature", signature).body(payload)
+                            }
+                            None => request.bearer_auth(&token).body(payload),
+                        }
+                    }
                 };
-                let ok = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(payload)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false);
+                let ok = request.send().await.map(|r| r.status().is_success()).unwrap_or(false);
                 if ok {
                     latencies.push(due.elapsed().as_micros() as u64);
                 } else {
@@ -83,7 +95,12 @@ async fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "{rate} req/s over {connections} connections for {seconds}s ({}): p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  achieved {:.0} req/s  failed {failed}",
-        if vary { "every body different" } else { "same body" },
+        match (&body, &stripe, vary) {
+            (None, _, _) => "GET",
+            (_, Some(_), _) => "signed webhooks, every event new",
+            (_, None, true) => "every body different",
+            _ => "same body",
+        },
         percentile(&all, 0.5),
         percentile(&all, 0.95),
         percentile(&all, 0.99),

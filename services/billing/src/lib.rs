@@ -228,15 +228,21 @@ fn spawn_local_events(
     });
 }
 
-/// Re-fetches live subscriptions every `every` (first one interval after start).
+/// Re-fetches live subscriptions once every `every` across the replicas sharing the
+/// database: each replica looks every minute (and one interval after start at most), and the
+/// one that takes the period's lease runs the pass. A replica that dies mid-pass holds the
+/// lease until the period ends; the next period's pass repairs what it did not.
 fn spawn_reconciliation(billing: Billing, every: Duration, shutdown: CancellationToken) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let look = every.min(Duration::from_secs(60));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + look, look);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
-            match billing.reconcile().await {
-                Ok(n) => tracing::info!(subscriptions = n, "billing reconciliation"),
-                Err(e) => tracing::warn!(error = %e, "billing reconciliation failed; retrying next interval"),
+            match billing.reconcile_once_per(every, &holder).await {
+                Ok(Some(n)) => tracing::info!(subscriptions = n, "billing reconciliation"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "billing reconciliation failed; retrying next period"),
             }
         }
     });

@@ -268,3 +268,41 @@ each_backend!(payment_failures_notify_once_per_attempt, |backend| {
     };
     assert!(row.processed_at.is_some());
 });
+
+each_backend!(reconciliation_runs_once_per_period_across_replicas, |backend| {
+    let stripe = FakeStripe::start().await;
+    let s = Service::stripe(backend, &stripe.url).await;
+    subscribed(&s, &stripe, "u1").await;
+    let race = |period: Duration| {
+        let app = s.app.clone();
+        async move {
+            // Ten replicas' schedulers fire at once.
+            let passes = (0..10).map(|i| {
+                let app = app.clone();
+                tokio::spawn(async move { app.reconcile_once_per(period, &format!("replica-{i}")).await.unwrap() })
+            });
+            let mut ran = Vec::new();
+            for p in passes.collect::<Vec<_>>() {
+                ran.extend(p.await.unwrap());
+            }
+            ran
+        }
+    };
+    assert_eq!(
+        race(Duration::from_millis(300)).await,
+        vec![1],
+        "one pass, over the one subscription"
+    );
+    assert_eq!(
+        race(Duration::from_millis(300)).await,
+        Vec::<usize>::new(),
+        "the period is taken"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        race(Duration::from_secs(3600)).await,
+        vec![1],
+        "a period that ran out is free again"
+    );
+    assert_eq!(race(Duration::from_secs(3600)).await, Vec::<usize>::new());
+});
