@@ -51,10 +51,7 @@ use crate::{
     ratelimit::RateLimiter,
 };
 
-const MIGRATIONS: Migrations = Migrations {
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-};
+const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
 
 /// A gRPC client channel that presents the internal token.
 type Authed = InterceptedService<Channel, PresentInternalToken>;
@@ -252,7 +249,11 @@ impl AppState {
             }
             Err(e) => {
                 tracing::warn!(error = %e.0.message, "billing did not answer an entitlement; the last one seen stands");
-                self.last_entitlements.get(user_id).unwrap_or(Tier::Free)
+                let last = self.last_entitlements.get(user_id).unwrap_or(Tier::Free);
+                // Cached like an answer, so an outage costs one attempt per user per
+                // lifetime, not one per request.
+                self.entitlements.set(user_id, last).await;
+                last
             }
         };
         billed.max(complimentary)

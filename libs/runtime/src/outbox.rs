@@ -16,10 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{Db, DbConnection, DbError, Migrations, now_ms};
 
 /// The outbox table's migrations; run them on a database with [`Db::migrate`].
-pub const MIGRATIONS: Migrations = Migrations {
-    postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
-    sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
-};
+pub const MIGRATIONS: Migrations = crate::embed_migrations!();
 
 /// A claimed row is someone else's for this long (a delivery must finish within it).
 const LEASE_MS: i64 = 60_000;

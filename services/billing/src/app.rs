@@ -198,7 +198,7 @@ impl Billing {
             .inner
             .settings
             .paid(wanted)
-            .ok_or(BillingError::NotPurchasable(plan.to_string()))?;
+            .ok_or_else(|| BillingError::NotPurchasable(plan.to_string()))?;
         let base = &self.inner.settings.public_url;
         let checkout = NewCheckout {
             customer: customer.customer_id,
