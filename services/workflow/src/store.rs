@@ -130,17 +130,22 @@ pub fn quota_used(conn: &mut DbConnection, user_id: &str, window_start: i64) -> 
 /// can never use more than `limit` between them.
 pub fn take_quota(conn: &mut DbConnection, user_id: &str, window_start: i64, limit: i32) -> QueryResult<Option<i32>> {
     let row = analysis_quota::table.find((user_id, window_start));
-    let updated = diesel::update(row.filter(analysis_quota::used.lt(limit)))
-        .set(analysis_quota::used.eq(analysis_quota::used + 1))
-        .execute(conn)?;
-    if updated == 1 {
-        return quota_used(conn, user_id, window_start).map(Some);
+    // A window opened by a concurrent first analysis after our UPDATE found none is not a
+    // spent quota: take from it (it is committed, so the next UPDATE sees it).
+    let mut existing = None;
+    for _ in 0..3 {
+        let updated = diesel::update(row.filter(analysis_quota::used.lt(limit)))
+            .set(analysis_quota::used.eq(analysis_quota::used + 1))
+            .execute(conn)?;
+        if updated == 1 {
+            return quota_used(conn, user_id, window_start).map(Some);
+        }
+        existing = row.select(analysis_quota::used).first::<i32>(conn).optional()?;
+        if existing.is_none_or(|used| used >= limit) {
+            break;
+        }
     }
-    let exists = row
-        .select(analysis_quota::used)
-        .first::<i32>(conn)
-        .optional()?
-        .is_some();
+    let exists = existing.is_some();
     if exists || limit < 1 {
         return Ok(None);
     }
