@@ -867,7 +867,7 @@ impl Auth {
             let (db, id) = (self.db.clone(), record.id.clone());
             tokio::spawn(async move {
                 let _ = db
-                    .run(move |conn| ApiKeyRow::touch(conn, &id, now_ms()).map_err(DbError::from))
+                    .write(move |conn| ApiKeyRow::touch(conn, &id, now_ms()).map_err(DbError::from))
                     .await;
             });
         }

@@ -277,7 +277,9 @@ impl Db {
         self.backend
     }
 
-    /// Runs `f` on a pooled connection on a blocking thread.
+    /// Runs `f` on a pooled connection on a blocking thread. For reads: anything that writes
+    /// goes through [`Db::write`], or on SQLite it meets other writers in SQLite's busy
+    /// handler, which sleeps 1, 2, 5, 10 … ms between retries instead of queueing.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,

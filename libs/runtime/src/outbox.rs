@@ -78,6 +78,11 @@ pub struct Item {
 /// A delivery function: `Ok` marks the row delivered, `Err` schedules a retry.
 pub type Handler = Arc<dyn Fn(Item) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// A write done in the same transaction that marks a row delivered (a handler's own
+/// bookkeeping, such as "this event is processed"), so the two cannot disagree and a delivery
+/// costs one write transaction, not two.
+pub type OnDelivered = Arc<dyn Fn(&mut DbConnection, &Item) -> QueryResult<()> + Send + Sync>;
+
 /// Counts of one topic's rows, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Backlog {
@@ -111,11 +116,22 @@ impl Outbox {
     /// Delivers `topic`'s due rows with `handler` until `shutdown`: woken by [`Outbox::notify`],
     /// and every second in any case (rows enqueued by other replicas, retries coming due).
     pub fn spawn(&self, topic: &'static str, handler: Handler, shutdown: CancellationToken) {
+        self.spawn_with(topic, handler, None, shutdown);
+    }
+
+    /// [`Outbox::spawn`], with `on_delivered` run in each successful delivery's transaction.
+    pub fn spawn_with(
+        &self,
+        topic: &'static str,
+        handler: Handler,
+        on_delivered: Option<OnDelivered>,
+        shutdown: CancellationToken,
+    ) {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
                 let woken = me.wake.notified();
-                if let Err(e) = me.deliver_due(topic, &handler).await {
+                if let Err(e) = me.deliver_due_with(topic, &handler, on_delivered.as_ref()).await {
                     tracing::warn!(topic, error = %e, "outbox pass failed");
                 }
                 tokio::select! {
@@ -130,23 +146,43 @@ impl Outbox {
     /// One pass: claims up to a batch of due rows of `topic` and delivers them. Returns how
     /// many were delivered.
     pub async fn deliver_due(&self, topic: &'static str, handler: &Handler) -> Result<usize, DbError> {
+        self.deliver_due_with(topic, handler, None).await
+    }
+
+    /// [`Outbox::deliver_due`], with `on_delivered` run in each successful delivery's
+    /// transaction.
+    pub async fn deliver_due_with(
+        &self,
+        topic: &'static str,
+        handler: &Handler,
+        on_delivered: Option<&OnDelivered>,
+    ) -> Result<usize, DbError> {
         let claimed = self.claim(topic).await?;
         let mut delivered = 0;
         for item in claimed {
             let id = item.id.clone();
             let attempts = item.attempts;
+            let delivered_item = on_delivered.map(|hook| (Arc::clone(hook), item.clone()));
             let outcome = handler(item).await;
             let now = now_ms();
             let ok = outcome.is_ok();
             metrics::counter!("portico_outbox_deliveries_total", "topic" => topic, "outcome" => if ok { "delivered" } else { "failed" })
                 .increment(1);
+            // Every write here goes through `Db::write`: on SQLite it queues on the one
+            // writer's turn instead of meeting a concurrent writer in SQLite's busy handler,
+            // which sleeps 1, 2, 5, 10 … ms between retries (the tail a webhook's intake saw).
             self.db
-                .run(move |conn| {
+                .write(move |conn| {
                     let row = outbox::table.find(&id);
                     match outcome {
-                        Ok(()) => diesel::update(row)
-                            .set((outbox::delivered_at.eq(now), outbox::claimed_until.eq(None::<i64>)))
-                            .execute(conn),
+                        Ok(()) => {
+                            if let Some((hook, item)) = &delivered_item {
+                                hook(conn, item)?;
+                            }
+                            diesel::update(row)
+                                .set((outbox::delivered_at.eq(now), outbox::claimed_until.eq(None::<i64>)))
+                                .execute(conn)
+                        }
                         Err(e) => {
                             let mut e = e;
                             e.truncate(e.floor_char_boundary(MAX_ERROR_LEN));
@@ -172,11 +208,14 @@ impl Outbox {
         Ok(delivered)
     }
 
+    /// Reads the due rows (a read: no writer's turn is taken when nothing is due, which is
+    /// most passes), then claims them in one write transaction.
     async fn claim(&self, topic: &'static str) -> Result<Vec<Item>, DbError> {
-        self.db
+        let now = now_ms();
+        let due: Vec<(String, String, i32)> = self
+            .db
             .run(move |conn| {
-                let now = now_ms();
-                let due: Vec<(String, String, i32)> = outbox::table
+                outbox::table
                     .filter(outbox::topic.eq(topic))
                     .filter(outbox::delivered_at.is_null())
                     .filter(outbox::next_attempt_at.le(now))
@@ -184,7 +223,15 @@ impl Outbox {
                     .order(outbox::next_attempt_at.asc())
                     .limit(BATCH)
                     .select((outbox::id, outbox::payload, outbox::attempts))
-                    .load(conn)?;
+                    .load(conn)
+                    .map_err(DbError::from)
+            })
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.db
+            .write(move |conn| {
                 let mut mine = Vec::with_capacity(due.len());
                 for (id, payload, attempts) in due {
                     // The claim is a conditional UPDATE: of two workers that read the same due

@@ -9,7 +9,7 @@ use portico_runtime::{
     cache::{Cache, CacheRegistry, CacheSettings},
     config::Secret,
     db::{Db, DbConnection, DbError, now_ms},
-    outbox::{self, Handler, Item, Outbox},
+    outbox::{self, Handler, Item, OnDelivered, Outbox},
 };
 use serde_json::Value;
 
@@ -412,13 +412,13 @@ impl Billing {
             }
             other => tracing::debug!(kind = other, "billing event recorded, nothing to do"),
         }
-        let eid = id.to_string();
-        self.inner
-            .db
-            .write(move |conn| Ok::<_, BillingError>(EventRow::mark_processed(conn, &eid, now_ms())?))
-            .await?;
         metrics::counter!("portico_billing_events_processed_total").increment(1);
         Ok(())
+    }
+
+    /// Marks an event processed in the transaction that marks its outbox row delivered.
+    pub fn mark_processed() -> OnDelivered {
+        Arc::new(|conn, item| EventRow::mark_processed(conn, &item.payload, now_ms()))
     }
 
     /// Re-fetches a subscription and stores that view (unless a later one is stored).

@@ -184,9 +184,12 @@ impl Service for BillingConfig {
         );
         let shutdown = &foundation.shutdown;
         let mailer = Arc::new(Mailer::new(&self.mail)?);
-        billing
-            .outbox()
-            .spawn(app::EVENTS_TOPIC, billing.events_handler(), shutdown.clone());
+        billing.outbox().spawn_with(
+            app::EVENTS_TOPIC,
+            billing.events_handler(),
+            Some(Billing::mark_processed()),
+            shutdown.clone(),
+        );
         billing
             .outbox()
             .spawn(portico_mail::TOPIC, portico_mail::handler(mailer), shutdown.clone());
