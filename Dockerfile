@@ -59,8 +59,9 @@ USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 
-# 8080: gateway HTTP; 50051: beta gRPC.
-EXPOSE 8080 50051
+# 8080: gateway HTTP; 9090: the gateway's operators' listener; 9464: a service's metrics
+# (PORTICO_METRICS_ADDR); 50051-50055: beta, media, workflow, billing, monitoring gRPC.
+EXPOSE 8080 9090 9464 50051 50052 50053 50054 50055
 
 # No HEALTHCHECK: the image carries no HTTP client. Compose probes the gateway with
 # bash's /dev/tcp instead (see docker-compose.yml).

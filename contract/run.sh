@@ -4,7 +4,9 @@
 #   1. the OpenAPI document linted by Redocly's CLI (0 errors),
 #   2. schemathesis `--checks all` with a signed-in user and an admin (0 failures),
 #   3. a Python client generated from the document by openapi-python-client, used to sign
-#      up, join the beta and analyse a workflow.
+#      up, join the beta and analyse a workflow,
+#   4. webhooks signed by Stripe's own Node library, and errors reported by the official
+#      Python Sentry SDK.
 #
 #   contract/run.sh [path/to/portico]     (default: builds the debug binary)
 #
@@ -29,6 +31,7 @@ REDOCLY="$TOOLS/node_modules/.bin/redocly"
   || die "stripe-node is missing: (cd $TOOLS && cp $ROOT/contract/package*.json . && npm ci)"
 command -v schemathesis >/dev/null || die "schemathesis is missing: pip install -r contract/requirements.txt"
 command -v openapi-python-client >/dev/null || die "openapi-python-client is missing: pip install -r contract/requirements.txt"
+python3 -c 'import sentry_sdk' 2>/dev/null || die "sentry-sdk is missing: pip install -r contract/requirements.txt"
 [ -x "$REDOCLY" ] || die "redocly is missing: npm ci --prefix $TOOLS (contract/package.json)"
 
 WORK=$(mktemp -d)
@@ -98,6 +101,8 @@ PYTHONPATH="$WORK/pkg" PORTICO_URL="$URL" python3 contract/client_test.py
 say "webhooks signed by Stripe's own library (stripe-node $(node -p "require('$TOOLS/node_modules/stripe/package.json').version"))"
 PORTICO_URL="$URL" WEBHOOK_SECRET=whsec_portico_local STRIPE_MODULE_DIR="$TOOLS/node_modules" \
   node contract/stripe_webhooks.mjs
+say "errors from the official Python Sentry SDK (sentry-sdk $(python3 -c 'import sentry_sdk; print(sentry_sdk.VERSION)'))"
+PORTICO_URL="$URL" ADMIN_TOKEN="$ADMIN_TOKEN" python3 contract/sentry_report.py
 # One worker: Python 3.11's `ast` is not thread-safe (CPython gh-106905), and hypothesis
 # parses lambdas with it, so parallel workers fail now and then inside the tool.
 say "schemathesis $(schemathesis --version | awk '{print $NF}') --checks all"

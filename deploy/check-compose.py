@@ -38,7 +38,7 @@ except ImportError:
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?")
 
 # Services that must carry the internal token.
-TOKEN_SERVICES = ("gateway", "beta", "media", "workflow", "billing")
+TOKEN_SERVICES = ("gateway", "beta", "media", "workflow", "billing", "monitoring")
 TOKEN_VAR = "PORTICO_INTERNAL_TOKEN"
 
 

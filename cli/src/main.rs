@@ -79,6 +79,7 @@ enum Component {
     Media,
     Workflow,
     Billing,
+    Monitoring,
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -125,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Some(Component::Media) => "media",
         Some(Component::Workflow) => "workflow",
         Some(Component::Billing) => "billing",
+        Some(Component::Monitoring) => "monitoring",
     };
     let _telemetry = telemetry::init(service, &common).map_err(anyhow::Error::msg)?;
     portico_runtime::metrics::install();
@@ -138,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let workflow = start(portico_workflow::WorkflowConfig::from_vars(&vars)?, &services_stop).await?;
             let media = start(portico_media::MediaConfig::from_vars(&vars)?, &services_stop).await?;
             let billing = start(portico_billing::BillingConfig::from_vars(&vars)?, &services_stop).await?;
+            let monitoring = start(portico_monitoring::MonitoringConfig::from_vars(&vars)?, &services_stop).await?;
             // Point the gateway at the services just started unless told otherwise.
             let mut vars = vars;
             for (var, addr) in [
@@ -145,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ("PORTICO_WORKFLOW_URL", workflow.addr),
                 ("PORTICO_MEDIA_URL", media.addr),
                 ("PORTICO_BILLING_URL", billing.addr),
+                ("PORTICO_MONITORING_URL", monitoring.addr),
             ] {
                 if vars.raw(var).is_none() {
                     vars = vars.set(var, format!("http://{addr}"));
@@ -174,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 workflow.task.await,
                 media.task.await,
                 billing.task.await,
+                monitoring.task.await,
             ];
             drained?.map_err(anyhow::Error::msg)?;
             for service in services {
@@ -192,6 +197,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve_alone(portico_workflow::WorkflowConfig::from_vars(&vars)?, &vars, stop).await?
         }
         Some(Component::Billing) => serve_alone(portico_billing::BillingConfig::from_vars(&vars)?, &vars, stop).await?,
+        Some(Component::Monitoring) => {
+            serve_alone(portico_monitoring::MonitoringConfig::from_vars(&vars)?, &vars, stop).await?
+        }
     }
     tracing::info!("stopped cleanly");
     Ok(std::process::ExitCode::SUCCESS)

@@ -24,6 +24,19 @@ pub struct RateTiers {
     /// `PORTICO_RATE_WEBHOOKS_PER_MIN` (default 6,000), per client IP on `/webhooks/*`:
     /// payment providers send bursts, and a webhook has no other tier.
     pub webhooks: u32,
+    /// `PORTICO_RATE_INGEST_PER_MIN` (default 60,000), per client IP on `/sentry/api/*`:
+    /// an app's servers report from few addresses; each project has its own budget too.
+    pub ingest: u32,
+}
+
+/// The Sentry-compatible ingest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentryIngest {
+    /// `PORTICO_SENTRY_EVENTS_PER_MIN` (default 6,000): each project's budget of envelopes
+    /// and events; over it the SDKs get 429 with `X-Sentry-Rate-Limits` and back off.
+    pub events_per_min: u32,
+    /// `PORTICO_SENTRY_MAX_BYTES` (default 1 MiB): the largest body once decompressed.
+    pub max_bytes: usize,
 }
 
 /// Everything the gateway reads at start.
@@ -92,6 +105,10 @@ pub struct GatewayConfig {
     pub media_url: String,
     /// `PORTICO_BILLING_URL` (default `http://127.0.0.1:50054`).
     pub billing_url: String,
+    /// `PORTICO_MONITORING_URL` (default `http://127.0.0.1:50055`).
+    pub monitoring_url: String,
+    /// The Sentry-compatible ingest's budget and cap.
+    pub sentry: SentryIngest,
     /// `PORTICO_ENTITLEMENT_TTL_SECS` (default 5, at most 60): how long a replica trusts an
     /// entitlement it loaded from billing. With Redis, billing's changes drop it at once.
     pub entitlement_ttl: Duration,
@@ -250,6 +267,7 @@ impl GatewayConfig {
                 enterprise: vars.positive("PORTICO_RATE_ENTERPRISE_PER_MIN", 500)?,
                 upload_chunks: vars.positive("PORTICO_RATE_UPLOAD_CHUNKS_PER_MIN", 600)?,
                 webhooks: vars.positive("PORTICO_RATE_WEBHOOKS_PER_MIN", 6000)?,
+                ingest: vars.positive("PORTICO_RATE_INGEST_PER_MIN", 60_000)?,
             },
             cors_origins: vars.list("PORTICO_CORS_ORIGINS"),
             json_limit: vars.positive("PORTICO_JSON_LIMIT_BYTES", 1024 * 1024)? as usize,
@@ -258,6 +276,11 @@ impl GatewayConfig {
             media_process_timeout: vars.millis("PORTICO_MEDIA_PROCESS_TIMEOUT_MS", Duration::from_secs(60))?,
             media_url: vars.string("PORTICO_MEDIA_URL", "http://127.0.0.1:50052"),
             billing_url: vars.string("PORTICO_BILLING_URL", "http://127.0.0.1:50054"),
+            monitoring_url: vars.string("PORTICO_MONITORING_URL", "http://127.0.0.1:50055"),
+            sentry: SentryIngest {
+                events_per_min: vars.positive("PORTICO_SENTRY_EVENTS_PER_MIN", 6000)?,
+                max_bytes: vars.positive("PORTICO_SENTRY_MAX_BYTES", 1024 * 1024)? as usize,
+            },
             entitlement_ttl: {
                 let ttl = vars.secs("PORTICO_ENTITLEMENT_TTL_SECS", Duration::from_secs(5))?;
                 if ttl.is_zero() || ttl > Duration::from_secs(60) {

@@ -308,6 +308,42 @@ fn read_body<K: 'static>(
     })
 }
 
+/// The cap of a [`RawBody`] once decoded (an endpoint's `app_data`; 1 MiB without one).
+#[derive(Clone, Copy, Debug)]
+pub struct RawLimit(pub usize);
+
+/// A request body as bytes, decoded per its `Content-Encoding` (gzip, deflate, br, zstd) and
+/// held to [`RawLimit`] as it decodes, so a small compressed body cannot inflate past the cap.
+/// Its failures answer in the envelope like every other error: 413 over the cap, 400 for a
+/// body that ends early or does not decode as its encoding says.
+pub struct RawBody(pub bytes::Bytes);
+
+impl actix_web::FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<RawLimit>().map_or(1024 * 1024, |l| l.0);
+        let mut stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
+        Box::pin(async move {
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::ValidationError,
+                        "the request body could not be read: it ended early or does not decode as its Content-Encoding says",
+                    )
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawBody(body.freeze()))
+        })
+    }
+}
+
 fn too_large(limit: usize) -> ApiError {
     ApiError(
         Problem::new(

@@ -30,7 +30,8 @@ use actix_web::{
 };
 use portico_proto::{
     beta::v1::beta_service_client::BetaServiceClient, billing::v1::billing_service_client::BillingServiceClient,
-    media::v1::media_service_client::MediaServiceClient, ops::v1::ops_client::OpsClient,
+    media::v1::media_service_client::MediaServiceClient,
+    monitoring::v1::monitoring_service_client::MonitoringServiceClient, ops::v1::ops_client::OpsClient,
     workflow::v1::workflow_service_client::WorkflowServiceClient,
 };
 use portico_runtime::{
@@ -80,6 +81,8 @@ pub struct AppState {
     media_processing: Balanced<MediaServiceClient<Authed>>,
     /// The billing service.
     billing: Balanced<BillingServiceClient<Authed>>,
+    /// The monitoring service.
+    monitoring: Balanced<MonitoringServiceClient<Authed>>,
     /// Entitlements loaded from billing, by user id (invalidated by billing through Redis).
     entitlements: Cache<Tier>,
     /// The last entitlement each user was seen with, for when billing cannot answer.
@@ -223,6 +226,11 @@ impl AppState {
         self.billing.get().map_err(envelope::ApiError::internal)
     }
 
+    /// A monitoring service client.
+    pub fn monitoring(&self) -> Result<MonitoringServiceClient<Authed>, envelope::ApiError> {
+        self.monitoring.get().map_err(envelope::ApiError::internal)
+    }
+
     /// The tier a caller's requests get: what billing entitles, or the complimentary plan an
     /// admin gave, whichever is higher. When billing cannot answer, the last entitlement seen
     /// stands (a billing outage never downgrades a paying customer mid-session).
@@ -351,6 +359,10 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
     let billing = Balanced::connect("PORTICO_BILLING_URL", &config.billing_url, &config, move |ch| {
         BillingServiceClient::with_interceptor(ch, billing_token.clone())
     })?;
+    let monitoring_token = token.clone();
+    let monitoring = Balanced::connect("PORTICO_MONITORING_URL", &config.monitoring_url, &config, move |ch| {
+        MonitoringServiceClient::with_interceptor(ch, monitoring_token.clone())
+    })?;
     let entitlement_ttl = config.entitlement_ttl;
     let entitlements = Cache::new(
         portico_proto::billing::ENTITLEMENTS_CACHE,
@@ -374,6 +386,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         ("workflow", ops("PORTICO_WORKFLOW_URL", &config.workflow_url)?),
         ("media", ops("PORTICO_MEDIA_URL", &config.media_url)?),
         ("billing", ops("PORTICO_BILLING_URL", &config.billing_url)?),
+        ("monitoring", ops("PORTICO_MONITORING_URL", &config.monitoring_url)?),
     ];
     Ok(Arc::new(AppState {
         config,
@@ -387,6 +400,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         media,
         media_processing,
         billing,
+        monitoring,
         entitlements,
         last_entitlements,
         services,
@@ -411,6 +425,7 @@ fn cors(origins: &[String]) -> Cors {
             "upload-checksum",
         ])
         .allowed_header(header::IF_NONE_MATCH)
+        .allowed_header("x-sentry-auth")
         .expose_headers([
             "x-request-id",
             "ratelimit",
@@ -430,7 +445,11 @@ fn cors(origins: &[String]) -> Cors {
             "upload-length",
             "upload-expires",
             "portico-media-id",
+            "x-sentry-rate-limits",
         ])
+        // Browser SDKs report from whatever origin the app is served on; the project key
+        // authorises the report, and nothing is read back.
+        .allowed_origin_fn(|_, head| head.uri.path().starts_with("/sentry/api/"))
         .max_age(600);
     for origin in origins {
         cors = cors.allowed_origin(origin);
@@ -466,6 +485,20 @@ where
         .route(routes::other_methods("GET, HEAD, OPTIONS".to_string()))
 }
 
+/// A Sentry ingest path: POST of a body up to `max_bytes` once decoded (gzip, deflate, br
+/// and zstd `Content-Encoding`, see [`envelope::RawBody`]), on the ingest budget.
+fn sentry_resource<F, Args>(path: &str, handler: F, max_bytes: usize) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .app_data(envelope::RawLimit(max_bytes))
+        .route(web::post().to(handler).wrap(routes::gated(RoutePolicy::ingest())))
+        .route(routes::other_methods("POST, OPTIONS".to_string()))
+}
+
 /// Builds the application (shared by the servers and the in-process tests).
 pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
@@ -498,7 +531,7 @@ pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(
             .service(read_only("/api-docs/{file:.*}", routes::ops::docs_file, None))
             .service(
                 web::resource("/webhooks/stripe")
-                    .app_data(web::PayloadConfig::new(routes::billing::MAX_WEBHOOK_BYTES))
+                    .app_data(envelope::RawLimit(routes::billing::MAX_WEBHOOK_BYTES))
                     .route(
                         web::post()
                             .to(routes::billing::stripe_webhook)
@@ -506,6 +539,16 @@ pub fn configure(state: web::Data<AppState>, listener: Listener) -> impl FnOnce(
                     )
                     .route(routes::other_methods("POST, OPTIONS".to_string())),
             )
+            .service(sentry_resource(
+                "/sentry/api/{project}/envelope/",
+                routes::monitoring::sentry_envelope,
+                state.config.sentry.max_bytes,
+            ))
+            .service(sentry_resource(
+                "/sentry/api/{project}/store/",
+                routes::monitoring::sentry_store,
+                state.config.sentry.max_bytes,
+            ))
             .service(routes::api_scope("/v1", false))
             .service(routes::api_scope("/api", true))
             .default_service(web::to(routes::not_found));

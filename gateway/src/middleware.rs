@@ -79,6 +79,9 @@ pub enum Budget {
     Chunks,
     /// Provider webhooks: a generous per-IP budget of their own (`/webhooks/*`).
     Webhooks,
+    /// Error reports from Sentry SDKs: a generous per-IP budget of their own
+    /// (`/sentry/api/*`; each project has its own budget besides).
+    Ingest,
 }
 
 /// What the gate of one route decides with.
@@ -107,6 +110,15 @@ impl RoutePolicy {
         RoutePolicy {
             access: Access::Anonymous,
             budget: Budget::Webhooks,
+            legacy: false,
+        }
+    }
+
+    /// Sentry SDK ingest: anonymous (the project key is the proof), on the ingest budget.
+    pub const fn ingest() -> Self {
+        RoutePolicy {
+            access: Access::Anonymous,
+            budget: Budget::Ingest,
             legacy: false,
         }
     }
@@ -337,6 +349,11 @@ async fn admit(
                     Quota::per_minute(state.config.rates.webhooks),
                     "webhooks",
                 ),
+                Budget::Ingest => (
+                    format!("i:{ip_key}"),
+                    Quota::per_minute(state.config.rates.ingest),
+                    "ingest",
+                ),
                 Budget::Api | Budget::Chunks => (ip_key.clone(), anonymous, "anonymous"),
             };
             let d = state.limiter.check(&key, quota).await;
@@ -392,6 +409,11 @@ async fn admit(
             format!("w:{ip_key}"),
             Quota::per_minute(state.config.rates.webhooks),
             "webhooks",
+        ),
+        Budget::Ingest => (
+            format!("i:{ip_key}"),
+            Quota::per_minute(state.config.rates.ingest),
+            "ingest",
         ),
     };
     let d = state.limiter.check(&key, quota).await;

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "portico/workflow/v1/workflow.proto",
         "portico/media/v1/media.proto",
         "portico/billing/v1/billing.proto",
+        "portico/monitoring/v1/monitoring.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".portico.media.v1")
         // Webhook payloads are verified over their exact bytes.
         .bytes(".portico.billing.v1.ReceiveWebhookRequest.payload")
+        .bytes(".portico.monitoring.v1.IngestSentryRequest.body")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::{
     AppState,
     auth::Tier,
     contract::{Reply, Valid},
-    envelope::ApiError,
+    envelope::{ApiError, RawBody},
 };
 
 /// Largest webhook body accepted (Stripe's events are far smaller).
@@ -367,8 +367,9 @@ pub async fn stripe_webhook(
     state: web::Data<AppState>,
     rid: Rid,
     req: HttpRequest,
-    body: web::Bytes,
+    body: RawBody,
 ) -> Result<Reply<WebhookAck>, ApiError> {
+    let RawBody(body) = body;
     let signature = req
         .headers()
         .get("stripe-signature")

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod beta;
 pub mod billing;
 pub mod media;
+pub mod monitoring;
 pub mod ops;
 pub mod workflow;
 
@@ -235,6 +236,12 @@ api_routes! {
     post "/billing/cancel" => billing::cancel, User, Api, "billing", Valid<billing::CancelRequest>, Reply<billing::Subscription>, [NoSubscription, PaymentProviderError], "Cancel at the period end (`atPeriodEnd: true`) or now";
     get "/billing/local/checkout/{session}" => billing::local_checkout_page, Anonymous, Api, "billing", (), Reply<billing::LocalCheckout>, [], "The local provider's checkout (development): what it sells; the session id is the capability";
     post "/billing/local/checkout/{session}" => billing::local_checkout_confirm, Anonymous, Api, "billing", (), Reply<billing::LocalCheckout>, [], "Pay a local checkout (development): the events Stripe would send follow through the webhook handler";
+    post "/monitoring/projects" => monitoring::create_project, Admin, Api, "monitoring", Valid<monitoring::CreateProject>, Created<monitoring::Project>, [], "Create a project: numeric id, 32-hex public key and the DSN a Sentry SDK's init takes";
+    get "/monitoring/projects" => monitoring::list_projects, Admin, Api, "monitoring", (), Reply<Vec<monitoring::Project>>, [], "Every project with its DSN";
+    post "/monitoring/errors" => monitoring::ingest_error, User, Api, "monitoring", Valid<monitoring::ErrorEvent>, Reply<monitoring::ErrorAccepted, 202>, [], "Report an error without a Sentry SDK: grouped as Sentry groups (fingerprint, in-app stack, message template)";
+    get "/monitoring/errors" => monitoring::list_errors, Admin, Api, "monitoring", ValidQuery<monitoring::GroupsQuery>, Reply<monitoring::GroupPage>, [], "Error groups, most recently seen first (`?projectId&status&release&limit&cursor`)";
+    get "/monitoring/errors/{groupId}" => monitoring::get_error, Admin, Api, "monitoring", (), Reply<monitoring::GroupDetail>, [], "One error group with its latest event";
+    patch "/monitoring/errors/{groupId}" => monitoring::update_error, Admin, Api, "monitoring", Valid<monitoring::UpdateGroup>, Reply<monitoring::Group>, [], "Resolve, ignore or reopen a group (a resolved group that recurs reopens as a regression)";
     get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", (), crate::contract::Raw<workflow::SchemaDocument>, [], "JSON Schema of the workflow document";
 }
 

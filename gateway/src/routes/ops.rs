@@ -475,6 +475,35 @@ pub(crate) const OPS: &[OpsDoc] = &[
             ErrorCode::ServiceUnavailable,
         ],
     },
+    OpsDoc {
+        method: "post",
+        tag: "monitoring",
+        input: Some(super::monitoring::sentry_input),
+        path: "/sentry/api/{projectId}/envelope/",
+        summary: "What the official Sentry SDKs send (their DSN points here): an envelope's error events, grouped as Sentry groups them",
+        operators: false,
+        response: <super::monitoring::SentryAck as ResponseDoc>::document,
+        errors: SENTRY_ERRORS,
+    },
+    OpsDoc {
+        method: "post",
+        tag: "monitoring",
+        input: Some(super::monitoring::sentry_input),
+        path: "/sentry/api/{projectId}/store/",
+        summary: "The legacy Sentry store endpoint: one event object",
+        operators: false,
+        response: <super::monitoring::SentryAck as ResponseDoc>::document,
+        errors: SENTRY_ERRORS,
+    },
+];
+
+/// What the Sentry ingest answers besides 200.
+const SENTRY_ERRORS: &[ErrorCode] = &[
+    ErrorCode::SentryKeyInvalid,
+    ErrorCode::EnvelopeInvalid,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::RateLimited,
+    ErrorCode::ServiceUnavailable,
 ];
 
 /// The OpenAPI 3.1 document of every public path, with the caps of `config`.

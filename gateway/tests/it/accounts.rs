@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
 use portico_testkit::{Backend, TestDb};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     each_backend,
@@ -480,11 +480,26 @@ each_backend!(deleting_an_account_erases_it_in_every_service, |backend| {
     assert!(s.media_files() > 0);
     let members = s.get("/v1/admin/beta/users", Some(&admin)).await;
     assert!(members.body.to_string().contains(&user_id));
+    let reported = s
+        .post(
+            "/v1/monitoring/errors",
+            Some(&token),
+            json!({"message": "crash on checkout"}),
+        )
+        .await;
+    let group = reported.data()["groupId"].as_str().unwrap().to_string();
 
     let gone = s.send(Method::DELETE, "/v1/auth/me", Some(&token), None).await;
     assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
-    // Beta, workflow, media and billing.
-    wait_for_erasures(&s, 4, Duration::from_secs(10)).await;
+    // Beta, workflow, media, billing and monitoring.
+    wait_for_erasures(&s, 5, Duration::from_secs(10)).await;
+    let errors = s.get(&format!("/v1/monitoring/errors/{group}"), Some(&admin)).await;
+    assert_eq!(
+        (&errors.data()["usersAffected"], &errors.data()["latestEvent"]),
+        (&json!(0), &Value::Null),
+        "the user's error events are gone, the count stays: {:?}",
+        errors.body
+    );
     let members = s.get("/v1/admin/beta/users", Some(&admin)).await;
     assert!(!members.body.to_string().contains(&user_id), "{}", members.body);
     assert_eq!(
@@ -507,7 +522,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
         s.send(Method::DELETE, "/v1/auth/me", Some(&token), None).await.status,
         StatusCode::OK
     );
-    // Media, workflow and billing answer; beta is down, so its erasure stays queued.
+    // Media, workflow, billing and monitoring answer; beta is down, so its erasure stays queued.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let b = s.gateways[0]
@@ -517,7 +532,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
             .backlog(portico_gateway::auth::ERASE_TOPIC)
             .await
             .unwrap();
-        if b.delivered == 3 {
+        if b.delivered == 4 {
             assert_eq!(b.pending, 1);
             break;
         }
@@ -538,7 +553,7 @@ async fn an_erasure_waits_for_a_service_that_is_down() {
     let _beta = portico_runtime::service::start_on(listener, config, stop.clone())
         .await
         .unwrap();
-    wait_for_erasures(&s, 4, Duration::from_secs(20)).await;
+    wait_for_erasures(&s, 5, Duration::from_secs(20)).await;
     stop.cancel();
 }
 

@@ -10,6 +10,7 @@ mod billing;
 mod edge;
 mod input;
 mod media;
+mod monitoring;
 mod ops;
 mod ratelimit;
 mod support;

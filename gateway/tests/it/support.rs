@@ -26,6 +26,7 @@ pub struct Stack {
     _workflow: portico_workflow::Running,
     _media: portico_media::Running,
     _billing: portico_runtime::grpc::Running,
+    _monitoring: portico_runtime::grpc::Running,
     media_dir: std::path::PathBuf,
     pub http: reqwest::Client,
     pub gateway_db: String,
@@ -180,6 +181,24 @@ impl Stack {
             .await
             .unwrap()
             .running;
+        let monitoring_db = TestDb::new(opts.backend, "gwmonitoring");
+        let mut monitoring_vars: HashMap<&str, String> = HashMap::from([
+            ("PORTICO_MONITORING_DATABASE_URL", monitoring_db.url.clone()),
+            ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+        ]);
+        monitoring_vars.extend(shared.iter().cloned());
+        monitoring_vars.extend(
+            opts.vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("PORTICO_MONITORING_") || *k == "PORTICO_PUBLIC_URL")
+                .cloned(),
+        );
+        let config = portico_monitoring::MonitoringConfig::from_vars(&Vars::from_map(monitoring_vars)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let monitoring = portico_runtime::service::start_on(listener, config, services_stop.clone())
+            .await
+            .unwrap()
+            .running;
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -189,6 +208,7 @@ impl Stack {
                 ("PORTICO_WORKFLOW_URL", format!("http://{}", workflow.addr)),
                 ("PORTICO_MEDIA_URL", format!("http://{}", media.addr)),
                 ("PORTICO_BILLING_URL", format!("http://{}", billing.addr)),
+                ("PORTICO_MONITORING_URL", format!("http://{}", monitoring.addr)),
                 ("PORTICO_KEY_ENCRYPTION_KEY", KEK.to_string()),
                 ("PORTICO_ADMIN_ADDR", "127.0.0.1:0".to_string()),
                 ("PORTICO_SMTP_URL", smtp.url()),
@@ -217,12 +237,13 @@ impl Stack {
             _workflow: workflow,
             _media: media,
             _billing: billing,
+            _monitoring: monitoring,
             media_dir,
             http,
             gateway_db,
             stop,
             services_stop,
-            _dbs: vec![beta_db, workflow_db, media_db, billing_db, gw_db],
+            _dbs: vec![beta_db, workflow_db, media_db, billing_db, monitoring_db, gw_db],
         }
     }
 

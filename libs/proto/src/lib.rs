@@ -53,3 +53,12 @@ pub mod billing {
     /// otherwise).
     pub const ENTITLEMENTS_CACHE: &str = "billing.entitlements";
 }
+
+/// The monitoring service.
+pub mod monitoring {
+    /// Version 1 of the monitoring contract.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("portico.monitoring.v1");
+    }
+}

@@ -94,6 +94,8 @@ catalogue! {
     WebhookSignatureExpired => "WEBHOOK_SIGNATURE_EXPIRED", 400, Unauthenticated, "The webhook's signature timestamp is older than the 300-second tolerance (a replay, or a clock far off).";
     WebhookEventInvalid => "WEBHOOK_EVENT_INVALID", 400, InvalidArgument, "The signed webhook body is not an event object (`id`, `type`, `created`, `data.object`).";
     PaymentProviderError => "PAYMENT_PROVIDER_ERROR", 502, Unavailable, "The payment provider refused or failed the request; `details` carries its error type and code.";
+    SentryKeyInvalid => "SENTRY_KEY_INVALID", 401, Unauthenticated, "The Sentry public key (`sentry_key` in `X-Sentry-Auth`, the query or the envelope's `dsn`) is missing or not this project's.";
+    EnvelopeInvalid => "ENVELOPE_INVALID", 400, InvalidArgument, "The body is not a Sentry envelope (or, on `store`, not an event object); `message` names the line or item.";
     ServiceUnavailable => "SERVICE_UNAVAILABLE", 503, Unavailable, "A service this request needs is unreachable; retry later.";
     Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";
     Internal => "INTERNAL_ERROR", 500, Internal, "Something failed on our side; the request id identifies it in our logs.";

@@ -3,14 +3,14 @@
 //! S3-compatible) with their metadata in the database, takes tus 1.0 resumable uploads, and
 //! keeps mobile performance events as mergeable latency histograms.
 //!
-//! `domain` holds the rules (no I/O), `sketch` the histogram, `store` the tables and queries,
-//! `objects` the object store, `service` the gRPC API and the cleanup job.
+//! `domain` holds the rules (no I/O), `store` the tables and queries, `objects` the object
+//! store, `service` the gRPC API and the cleanup job; the histogram is `portico-sketch`,
+//! shared with the monitoring service.
 
 pub mod domain;
 pub mod error;
 pub mod objects;
 pub mod service;
-pub mod sketch;
 pub mod store;
 
 use std::time::Duration;

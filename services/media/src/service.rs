@@ -15,6 +15,7 @@ use portico_runtime::{
     db::{Db, now_ms},
     grpc,
 };
+use portico_sketch::{self as sketch, Histogram};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
@@ -23,7 +24,6 @@ use crate::{
     domain::{self, Measured, Network},
     error::MediaError,
     objects::Objects,
-    sketch::{self, Histogram},
     store::{self, ChunkRow, Dimension, MediaRow, PENDING, PerfBucket, PerfQuery, UploadRow, VariantRow},
 };
 

@@ -1,0 +1,44 @@
+//! The monitoring service's errors, converted once into the public catalogue.
+
+use portico_runtime::{ErrorCode, Problem, db::DbError};
+
+/// Everything a monitoring operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitoringError {
+    /// Bad input, per field.
+    #[error("invalid input")]
+    Invalid(Vec<(String, String)>),
+    /// The Sentry key is missing, wrong, or for no such project.
+    #[error("bad sentry key")]
+    BadKey,
+    /// The body is not an envelope (or, for `store`, not an event).
+    #[error("not an envelope: {0}")]
+    Envelope(String),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for MonitoringError {
+    fn from(e: diesel::result::Error) -> Self {
+        MonitoringError::Db(DbError::Query(e))
+    }
+}
+
+impl From<MonitoringError> for Problem {
+    fn from(e: MonitoringError) -> Problem {
+        match e {
+            MonitoringError::Invalid(fields) => Problem::validation(fields),
+            MonitoringError::BadKey => Problem::new(
+                ErrorCode::SentryKeyInvalid,
+                "send the project's public key (the DSN's user) as `sentry_key` in X-Sentry-Auth or the query",
+            ),
+            MonitoringError::Envelope(why) => Problem::new(ErrorCode::EnvelopeInvalid, why),
+            MonitoringError::NotFound(what) => Problem::new(ErrorCode::NotFound, format!("{what} not found")),
+            MonitoringError::Db(e) => Problem::internal(e),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The monitoring application served over gRPC (`portico.monitoring.v1.MonitoringService`).
+
+use portico_proto::monitoring::v1::{self as pb, monitoring_service_server::MonitoringService};
+use portico_runtime::{Problem, grpc};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    app::{MAX_PAGE, Monitoring, NativeError, Status as GroupStatus},
+    domain::grouping::Frame,
+    error::MonitoringError,
+    store::{GroupRow, ProjectRow},
+};
+
+/// Fully qualified gRPC name, for health reporting.
+pub const SERVICE_NAME: &str = "portico.monitoring.v1.MonitoringService";
+const SVC: &str = "monitoring";
+
+fn project(app: &Monitoring, p: ProjectRow) -> pb::Project {
+    pb::Project {
+        dsn: app.dsn(&p),
+        id: p.id,
+        name: p.name,
+        public_key: p.public_key,
+        created_at_ms: p.created_at,
+    }
+}
+
+fn status_to_proto(s: &str) -> i32 {
+    let s = match GroupStatus::parse(s) {
+        Some(GroupStatus::Open) => pb::GroupStatus::Open,
+        Some(GroupStatus::Resolved) => pb::GroupStatus::Resolved,
+        Some(GroupStatus::Ignored) => pb::GroupStatus::Ignored,
+        None => pb::GroupStatus::Unspecified,
+    };
+    s as i32
+}
+
+fn status_from_proto(v: i32) -> Option<GroupStatus> {
+    match pb::GroupStatus::try_from(v).ok()? {
+        pb::GroupStatus::Open => Some(GroupStatus::Open),
+        pb::GroupStatus::Resolved => Some(GroupStatus::Resolved),
+        pb::GroupStatus::Ignored => Some(GroupStatus::Ignored),
+        pb::GroupStatus::Unspecified => None,
+    }
+}
+
+fn group(g: GroupRow, users: i64) -> pb::Group {
+    pb::Group {
+        status: status_to_proto(&g.status),
+        id: g.id,
+        project_id: g.project_id,
+        title: g.title,
+        culprit: g.culprit.unwrap_or_default(),
+        level: g.level,
+        count: g.times_seen,
+        users_affected: users,
+        first_seen_ms: g.first_seen,
+        last_seen_ms: g.last_seen,
+        regressed: g.regressed,
+        first_release: g.first_release.unwrap_or_default(),
+        last_release: g.last_release.unwrap_or_default(),
+    }
+}
+
+fn nonempty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl Monitoring {
+    async fn rpc_ingest_error(&self, m: pb::IngestErrorRequest) -> Result<pb::IngestResponse, MonitoringError> {
+        let ingested = self
+            .ingest_native(NativeError {
+                project_id: m.project_id,
+                message: m.message,
+                kind: m.r#type,
+                frames: m
+                    .frames
+                    .into_iter()
+                    .map(|f| Frame {
+                        module: nonempty(f.module),
+                        filename: nonempty(f.filename),
+                        function: nonempty(f.function),
+                        context_line: nonempty(f.context_line),
+                        in_app: Some(f.in_app),
+                        lineno: (f.lineno > 0).then_some(f.lineno),
+                    })
+                    .collect(),
+                fingerprint: m.fingerprint,
+                level: m.level,
+                release: m.release,
+                environment: m.environment,
+                tags: m.tags.into_iter().collect(),
+                user_id: m.user_id,
+                occurred_at_ms: m.occurred_at_ms,
+            })
+            .await?;
+        Ok(pb::IngestResponse {
+            event_id: ingested.event_id,
+            group_id: ingested.group_id,
+        })
+    }
+
+    async fn rpc_list_groups(&self, m: pb::ListGroupsRequest) -> Result<pb::ListGroupsResponse, MonitoringError> {
+        let limit = if m.limit == 0 { 25 } else { m.limit.min(MAX_PAGE) };
+        let page = self
+            .groups(
+                (m.project_id > 0).then_some(m.project_id),
+                status_from_proto(m.status),
+                nonempty(m.release),
+                Some(m.cursor.as_str()),
+                limit,
+            )
+            .await?;
+        Ok(pb::ListGroupsResponse {
+            groups: page.groups.into_iter().map(|(g, n)| group(g, n)).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        })
+    }
+}
+
+macro_rules! monitoring_rpcs {
+    ($( $name:ident, $method:literal, $req:ty => $resp:ty, |$app:ident, $m:ident| $body:expr; )*) => {
+        #[tonic::async_trait]
+        impl MonitoringService for Monitoring {
+            $(
+                async fn $name(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    let $app = self;
+                    grpc::handle(SVC, $method, request, |$m| async move { $body.await.map_err(Problem::from) }).await
+                }
+            )*
+        }
+    };
+}
+
+monitoring_rpcs! {
+    create_project, "CreateProject", pb::CreateProjectRequest => pb::Project, |app, m| async move {
+        Ok::<_, MonitoringError>(project(app, app.create_project(&m.name).await?))
+    };
+    list_projects, "ListProjects", pb::ListProjectsRequest => pb::ListProjectsResponse, |app, _m| async move {
+        Ok::<_, MonitoringError>(pb::ListProjectsResponse {
+            projects: app.projects().await?.into_iter().map(|p| project(app, p)).collect(),
+        })
+    };
+    ingest_sentry, "IngestSentry", pb::IngestSentryRequest => pb::IngestResponse, |app, m| async move {
+        let ingested = app.ingest_sentry(m.project_id, &m.auth, &m.body, m.store).await?;
+        Ok::<_, MonitoringError>(pb::IngestResponse { event_id: ingested.event_id, group_id: ingested.group_id })
+    };
+    ingest_error, "IngestError", pb::IngestErrorRequest => pb::IngestResponse, |app, m| app.rpc_ingest_error(m);
+    list_groups, "ListGroups", pb::ListGroupsRequest => pb::ListGroupsResponse, |app, m| app.rpc_list_groups(m);
+    get_group, "GetGroup", pb::GetGroupRequest => pb::GroupDetail, |app, m| async move {
+        let (g, users, latest) = app.group(&m.group_id).await?;
+        let (latest_event_id, latest_event_json) = latest.unwrap_or_default();
+        Ok::<_, MonitoringError>(pb::GroupDetail { group: Some(group(g, users)), latest_event_json, latest_event_id })
+    };
+    update_group, "UpdateGroup", pb::UpdateGroupRequest => pb::Group, |app, m| async move {
+        let status = status_from_proto(m.status).ok_or_else(|| MonitoringError::Invalid(vec![(
+            "status".into(), "must be open, resolved or ignored".into(),
+        )]))?;
+        let (g, users) = app.set_status(&m.group_id, status).await?;
+        Ok::<_, MonitoringError>(group(g, users))
+    };
+}
