@@ -3,6 +3,7 @@
 //! The public API is declared once in [`api_routes!`]: the same table registers the routes
 //! under `/v1` and `/api` and generates the OpenAPI document, so the docs cannot miss a path.
 
+pub mod analytics;
 pub mod auth;
 pub mod beta;
 pub mod billing;
@@ -242,6 +243,10 @@ api_routes! {
     get "/monitoring/errors" => monitoring::list_errors, Admin, Api, "monitoring", ValidQuery<monitoring::GroupsQuery>, Reply<monitoring::GroupPage>, [], "Error groups, most recently seen first (`?projectId&status&release&limit&cursor`)";
     get "/monitoring/errors/{groupId}" => monitoring::get_error, Admin, Api, "monitoring", (), Reply<monitoring::GroupDetail>, [], "One error group with its latest event";
     patch "/monitoring/errors/{groupId}" => monitoring::update_error, Admin, Api, "monitoring", Valid<monitoring::UpdateGroup>, Reply<monitoring::Group>, [], "Resolve, ignore or reopen a group (a resolved group that recurs reopens as a regression)";
+    post "/analytics/performance/metrics" => analytics::metrics, User, Api, "analytics", Valid<analytics::MetricsBatch>, Reply<analytics::Ratings, 202>, [MetricInvalid], "Report up to 100 web vitals (LCP, INP, CLS, FCP, TTFB): each rated good / needs-improvement / poor by the web-vitals thresholds";
+    post "/analytics/funnel" => analytics::funnel, User, Api, "analytics", Valid<analytics::FunnelStepEvent>, Reply<analytics::FunnelRecorded, 202>, [], "A session reached a step of the nine-step photo-effects funnel (a repeat counts once)";
+    post "/analytics/events" => analytics::events, User, Api, "analytics", Valid<analytics::EventsBatch>, Reply<Accepted, 202>, [], "Record up to 100 product events";
+    get "/analytics/dashboard/performance" => analytics::dashboard, Admin, Api, "analytics", ValidQuery<analytics::DashboardQuery>, Reply<analytics::PerformanceDashboard>, [], "Web vitals (p75, shares by rating) and the funnel (sessions, conversions, biggest drop-off) over `?from&to`";
     get "/workflows/schema" => workflow::schema, Anonymous, Api, "workflows", (), crate::contract::Raw<workflow::SchemaDocument>, [], "JSON Schema of the workflow document";
 }
 

@@ -385,3 +385,113 @@ each_backend!(native_errors_and_the_group_lifecycle, |backend| {
         .await;
     assert_eq!(bad_status.fields(), ["status"]);
 });
+
+each_backend!(vitals_funnel_and_events_reach_the_dashboard, |backend| {
+    let s = Stack::start(backend).await;
+    let admin = s.admin().await;
+    let (user, _, _) = s.signup("web@example.com").await;
+    let anon = s
+        .post(
+            "/v1/analytics/performance/metrics",
+            None,
+            json!({"metrics": [{"name": "LCP", "value": 1.0}]}),
+        )
+        .await;
+    assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
+    let r = s
+        .post(
+            "/v1/analytics/performance/metrics",
+            Some(&user),
+            json!({"metrics": [{"name": "LCP", "value": 2500}, {"name": "INP", "value": 501, "page": "/effects"}, {"name": "CLS", "value": 0.1}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.data()["ratings"], json!(["good", "poor", "good"]));
+    let bad = s
+        .post(
+            "/v1/analytics/performance/metrics",
+            Some(&user),
+            json!({"metrics": [{"name": "LCP", "value": 1}, {"name": "FID", "value": 3}, {"name": "TTFB", "value": -2}]}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "METRIC_INVALID")
+    );
+    let mut fields = bad.fields();
+    fields.sort();
+    assert_eq!(fields, ["metrics[1].name", "metrics[2].value"]);
+    for (session, step) in [
+        ("a", "effect_discovery"),
+        ("b", "effect_discovery"),
+        ("a", "effect_viewing"),
+        ("a", "effect_viewing"),
+    ] {
+        let r = s
+            .post(
+                "/v1/analytics/funnel",
+                Some(&user),
+                json!({"sessionId": session, "step": step}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    }
+    let unknown = s
+        .post(
+            "/v1/analytics/funnel",
+            Some(&user),
+            json!({"sessionId": "a", "step": "checkout"}),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.fields()),
+        (StatusCode::BAD_REQUEST, vec!["step".to_string()])
+    );
+    let events = s
+        .post(
+            "/v1/analytics/events",
+            Some(&user),
+            json!({"events": [{"name": "effect_shared", "properties": {"effect": "oil"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (events.status, &events.data()["accepted"]),
+        (StatusCode::ACCEPTED, &json!(1))
+    );
+    assert_eq!(
+        s.get("/v1/analytics/dashboard/performance", Some(&user)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let d = s.get("/v1/analytics/dashboard/performance", Some(&admin)).await;
+    assert_eq!(d.status, StatusCode::OK, "{:?}", d.body);
+    let inp = d.data()["vitals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "INP")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (inp["count"].as_u64(), inp["ratings"]["poor"].as_f64()),
+        (Some(1), Some(1.0))
+    );
+    let steps = d.data()["funnel"]["steps"].as_array().unwrap();
+    assert_eq!(
+        (steps[0]["sessions"].as_u64(), steps[1]["sessions"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        d.data()["funnel"]["biggestDropOff"],
+        json!({"step": "effect_viewing", "sessions": 1})
+    );
+    let range = s
+        .get(
+            "/v1/analytics/dashboard/performance?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        (range.status, range.fields()),
+        (StatusCode::BAD_REQUEST, vec!["from".to_string()])
+    );
+});

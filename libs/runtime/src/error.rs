@@ -95,6 +95,7 @@ catalogue! {
     WebhookEventInvalid => "WEBHOOK_EVENT_INVALID", 400, InvalidArgument, "The signed webhook body is not an event object (`id`, `type`, `created`, `data.object`).";
     PaymentProviderError => "PAYMENT_PROVIDER_ERROR", 502, Unavailable, "The payment provider refused or failed the request; `details` carries its error type and code.";
     SentryKeyInvalid => "SENTRY_KEY_INVALID", 401, Unauthenticated, "The Sentry public key (`sentry_key` in `X-Sentry-Auth`, the query or the envelope's `dsn`) is missing or not this project's.";
+    MetricInvalid => "METRIC_INVALID", 422, InvalidArgument, "A performance metric names no web vital (LCP, INP, CLS, FCP, TTFB) or has a negative value; `details.fields` names each (`metrics[i].name`, `metrics[i].value`) and none is recorded.";
     EnvelopeInvalid => "ENVELOPE_INVALID", 400, InvalidArgument, "The body is not a Sentry envelope (or, on `store`, not an event object); `message` names the line or item.";
     ServiceUnavailable => "SERVICE_UNAVAILABLE", 503, Unavailable, "A service this request needs is unreachable; retry later.";
     Timeout => "TIMEOUT", 504, DeadlineExceeded, "A service this request needs did not answer in time.";

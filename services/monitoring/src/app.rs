@@ -138,6 +138,11 @@ impl Monitoring {
         }
     }
 
+    /// Its database.
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
     /// The DSN of a project: `{public_url}/sentry/{id}` with the key as user.
     pub fn dsn(&self, project: &ProjectRow) -> String {
         let base = self.inner.settings.public_url.trim_end_matches('/');
@@ -444,7 +449,11 @@ impl Monitoring {
         let n = self
             .inner
             .db
-            .write(move |conn| Ok::<_, MonitoringError>(store::erase_user(conn, &user)?))
+            .write(move |conn| {
+                Ok::<_, MonitoringError>(
+                    store::erase_user(conn, &user)? + crate::analytics_store::erase_user(conn, &user)?,
+                )
+            })
             .await?;
         Ok(n as u64)
     }
@@ -454,7 +463,11 @@ impl Monitoring {
         let before = now_ms() - self.inner.settings.retention_ms;
         self.inner
             .db
-            .write(move |conn| Ok::<_, MonitoringError>(store::purge_events(conn, before)?))
+            .write(move |conn| {
+                Ok::<_, MonitoringError>(
+                    store::purge_events(conn, before)? + crate::analytics_store::purge(conn, before)?,
+                )
+            })
             .await
     }
 }

@@ -8,6 +8,9 @@ pub enum MonitoringError {
     /// Bad input, per field.
     #[error("invalid input")]
     Invalid(Vec<(String, String)>),
+    /// Well-formed but not acceptable, per field (a metric that names no vital).
+    #[error("unprocessable")]
+    Unprocessable(Vec<(String, String)>),
     /// The Sentry key is missing, wrong, or for no such project.
     #[error("bad sentry key")]
     BadKey,
@@ -32,6 +35,17 @@ impl From<MonitoringError> for Problem {
     fn from(e: MonitoringError) -> Problem {
         match e {
             MonitoringError::Invalid(fields) => Problem::validation(fields),
+            MonitoringError::Unprocessable(fields) => {
+                let named: serde_json::Map<String, serde_json::Value> = fields
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+                Problem::new(
+                    ErrorCode::MetricInvalid,
+                    "a metric names no web vital or has a negative value; `details.fields` names each",
+                )
+                .with_details(serde_json::json!({ "fields": named }))
+            }
             MonitoringError::BadKey => Problem::new(
                 ErrorCode::SentryKeyInvalid,
                 "send the project's public key (the DSN's user) as `sentry_key` in X-Sentry-Auth or the query",

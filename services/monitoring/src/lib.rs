@@ -2,9 +2,14 @@
 //! the way Sentry groups them, counted per group, with a resolve / ignore / regression
 //! lifecycle.
 //!
-//! `domain` holds the rules (no I/O: envelopes, events, grouping), `store` the tables, `app`
-//! the application, `service` the gRPC API.
+//! Web vitals, funnel steps and product events feed the performance dashboard.
+//!
+//! `domain` holds the rules (no I/O: envelopes, events, grouping, vitals ratings, funnel math),
+//! `store` and `analytics_store` the tables, `app` and `analytics` the application, `service`
+//! the gRPC API.
 
+pub mod analytics;
+pub mod analytics_store;
 pub mod app;
 pub mod domain;
 pub mod error;

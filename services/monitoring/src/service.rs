@@ -5,6 +5,7 @@ use portico_runtime::{Problem, grpc};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    analytics::{Metric, ProductEvent},
     app::{MAX_PAGE, Monitoring, NativeError, Status as GroupStatus},
     domain::grouping::Frame,
     error::MonitoringError,
@@ -158,5 +159,41 @@ monitoring_rpcs! {
         )]))?;
         let (g, users) = app.set_status(&m.group_id, status).await?;
         Ok::<_, MonitoringError>(group(g, users))
+    };
+    record_metrics, "RecordMetrics", pb::RecordMetricsRequest => pb::RecordMetricsResponse, |app, m| async move {
+        let metrics = m.metrics.into_iter().map(|m| Metric {
+            name: m.name, value: m.value, page: m.page, device: m.device,
+            connection: m.connection, occurred_at_ms: m.occurred_at_ms,
+        }).collect();
+        let ratings = app.record_metrics(metrics).await?;
+        Ok::<_, MonitoringError>(pb::RecordMetricsResponse {
+            ratings: ratings.into_iter().map(|r| r.as_str().to_string()).collect(),
+        })
+    };
+    record_funnel_step, "RecordFunnelStep", pb::RecordFunnelStepRequest => pb::RecordFunnelStepResponse, |app, m| async move {
+        let first = app.record_step(&m.session_id, &m.step, nonempty(m.user_id), m.occurred_at_ms).await?;
+        Ok::<_, MonitoringError>(pb::RecordFunnelStepResponse { first })
+    };
+    record_events, "RecordEvents", pb::RecordEventsRequest => pb::RecordEventsResponse, |app, m| async move {
+        let events = m.events.into_iter().map(|e| ProductEvent {
+            name: e.name, session_id: e.session_id, properties_json: e.properties_json, occurred_at_ms: e.occurred_at_ms,
+        }).collect();
+        let accepted = app.record_events(events, nonempty(m.user_id)).await?;
+        Ok::<_, MonitoringError>(pb::RecordEventsResponse { accepted: u32::try_from(accepted).unwrap_or(u32::MAX) })
+    };
+    performance_dashboard, "PerformanceDashboard", pb::PerformanceDashboardRequest => pb::PerformanceDashboard, |app, m| async move {
+        let d = app.dashboard(m.from_ms, m.to_ms).await?;
+        let (drop, lost) = d.funnel.biggest_drop_off.map_or((String::new(), 0), |(s, n)| (s.to_string(), n));
+        Ok::<_, MonitoringError>(pb::PerformanceDashboard {
+            vitals: d.vitals.into_iter().map(|v| pb::VitalSummary {
+                name: v.vital.as_str().to_string(), count: v.count, p75: v.p75,
+                good: v.shares[0], needs_improvement: v.shares[1], poor: v.shares[2],
+            }).collect(),
+            funnel: d.funnel.steps.into_iter().map(|s| pb::FunnelStep {
+                step: s.step.to_string(), sessions: s.sessions, from_previous: s.from_previous, from_first: s.from_first,
+            }).collect(),
+            biggest_drop_off: drop,
+            biggest_drop_off_sessions: lost,
+        })
     };
 }

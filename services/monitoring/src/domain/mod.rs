@@ -1,5 +1,7 @@
-//! Monitoring's rules, without I/O: reading Sentry envelopes and events, and grouping.
+//! Monitoring's rules, without I/O: reading Sentry envelopes and events, grouping, vitals
+//! ratings and the funnel.
 
+pub mod analytics;
 pub mod envelope;
 pub mod event;
 pub mod grouping;

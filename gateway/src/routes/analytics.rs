@@ -1,0 +1,394 @@
+//! `/v1/analytics/*`: web vitals, funnel steps and product events from clients, and the
+//! performance dashboard for admins, answered by the monitoring service.
+
+use std::collections::BTreeMap;
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use portico_proto::monitoring::v1 as pb;
+use portico_runtime::grpc::outgoing;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Accepted, Admin, Rid, User};
+use crate::{
+    AppState,
+    contract::{Reply, Valid, ValidQuery},
+    envelope::ApiError,
+};
+
+/// One measured web vital.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metric {
+    /// `LCP`, `INP`, `CLS`, `FCP` or `TTFB` (another name is 422, named).
+    #[schema(min_length = 1, max_length = 16, example = "LCP")]
+    name: String,
+    /// Milliseconds (CLS: unitless). Negative values are 422, named.
+    #[schema(example = 2300.5)]
+    value: f64,
+    /// The page or screen.
+    #[schema(max_length = 256)]
+    page: Option<String>,
+    /// The device class (`mobile`, `desktop`, a model).
+    #[schema(max_length = 64)]
+    device: Option<String>,
+    /// The network (`4g`, `wifi`).
+    #[schema(max_length = 32)]
+    connection: Option<String>,
+    /// When it was measured (default: now; never later than now).
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+/// A batch of metrics.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"metrics": [{"name": "LCP", "value": 2300.5, "page": "/effects", "device": "mobile"}, {"name": "CLS", "value": 0.02}]}))]
+pub struct MetricsBatch {
+    /// 1 to 100 metrics.
+    #[schema(min_items = 1, max_items = 100)]
+    metrics: Vec<Metric>,
+}
+
+/// A web vital's rating.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rating {
+    /// At most the "good" threshold (LCP 2500 ms, INP 200 ms, CLS 0.1, FCP 1800 ms, TTFB 800 ms).
+    Good,
+    /// Above "good", at most "poor" (LCP 4000 ms, INP 500 ms, CLS 0.25, FCP 3000 ms, TTFB 1800 ms).
+    NeedsImprovement,
+    /// Above "poor".
+    Poor,
+}
+
+impl Rating {
+    fn parse(s: &str) -> Rating {
+        match s {
+            "good" => Rating::Good,
+            "needs-improvement" => Rating::NeedsImprovement,
+            _ => Rating::Poor,
+        }
+    }
+}
+
+/// The ratings of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ratings {
+    /// One per metric, in order.
+    ratings: Vec<Rating>,
+}
+
+/// POST /analytics/performance/metrics
+pub async fn metrics(
+    state: web::Data<AppState>,
+    rid: Rid,
+    _user: User,
+    body: Valid<MetricsBatch>,
+) -> Result<Reply<Ratings, 202>, ApiError> {
+    let metrics = body
+        .0
+        .metrics
+        .into_iter()
+        .map(|m| pb::Metric {
+            name: m.name,
+            value: m.value,
+            page: m.page.unwrap_or_default(),
+            device: m.device.unwrap_or_default(),
+            connection: m.connection.unwrap_or_default(),
+            occurred_at_ms: m.occurred_at.map_or(0, |t| t.timestamp_millis()),
+        })
+        .collect();
+    let r = state
+        .monitoring()?
+        .record_metrics(outgoing(pb::RecordMetricsRequest { metrics }, &rid.0))
+        .await?
+        .into_inner();
+    Ok(Reply(Ratings {
+        ratings: r.ratings.iter().map(|r| Rating::parse(r)).collect(),
+    }))
+}
+
+/// A step of the photo-effects funnel.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunnelStepName {
+    /// Browsing effects.
+    EffectDiscovery,
+    /// Looking at one effect.
+    EffectViewing,
+    /// Starting it.
+    EffectStart,
+    /// Uploading the photo.
+    ImageUpload,
+    /// Setting its parameters.
+    ParameterSetting,
+    /// Processing started.
+    ProcessingStart,
+    /// Processing finished.
+    ProcessingComplete,
+    /// The result downloaded.
+    ResultDownload,
+    /// The result shared.
+    ResultSharing,
+}
+
+impl FunnelStepName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::EffectDiscovery => "effect_discovery",
+            Self::EffectViewing => "effect_viewing",
+            Self::EffectStart => "effect_start",
+            Self::ImageUpload => "image_upload",
+            Self::ParameterSetting => "parameter_setting",
+            Self::ProcessingStart => "processing_start",
+            Self::ProcessingComplete => "processing_complete",
+            Self::ResultDownload => "result_download",
+            Self::ResultSharing => "result_sharing",
+        }
+    }
+}
+
+/// A session reached a step.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"sessionId": "3f2b9c1e", "step": "image_upload"}))]
+pub struct FunnelStepEvent {
+    /// The client's session.
+    #[schema(min_length = 1, max_length = 128)]
+    session_id: String,
+    /// The step.
+    step: FunnelStepName,
+    /// When (default: now).
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+/// What a funnel step did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelRecorded {
+    /// The session reached this step for the first time (a repeat counts nothing).
+    first: bool,
+}
+
+/// POST /analytics/funnel
+pub async fn funnel(
+    state: web::Data<AppState>,
+    rid: Rid,
+    user: User,
+    body: Valid<FunnelStepEvent>,
+) -> Result<Reply<FunnelRecorded, 202>, ApiError> {
+    let e = body.0;
+    let r = state
+        .monitoring()?
+        .record_funnel_step(outgoing(
+            pb::RecordFunnelStepRequest {
+                session_id: e.session_id,
+                step: e.step.as_str().to_string(),
+                occurred_at_ms: e.occurred_at.map_or(0, |t| t.timestamp_millis()),
+                user_id: user.0.user_id.clone(),
+            },
+            &rid.0,
+        ))
+        .await?
+        .into_inner();
+    Ok(Reply(FunnelRecorded { first: r.first }))
+}
+
+/// One product event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ProductEvent)]
+pub struct Event {
+    /// What happened (`effect_shared`).
+    #[schema(min_length = 1, max_length = 128)]
+    name: String,
+    /// The client's session.
+    #[schema(max_length = 128)]
+    session_id: Option<String>,
+    /// Anything about it (at most 8 KiB as JSON).
+    properties: Option<BTreeMap<String, serde_json::Value>>,
+    /// When (default: now).
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+/// A batch of product events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"events": [{"name": "effect_shared", "sessionId": "3f2b9c1e", "properties": {"effect": "oil-painting"}}]}))]
+pub struct EventsBatch {
+    /// 1 to 100 events.
+    #[schema(min_items = 1, max_items = 100)]
+    events: Vec<Event>,
+}
+
+/// POST /analytics/events
+pub async fn events(
+    state: web::Data<AppState>,
+    rid: Rid,
+    user: User,
+    body: Valid<EventsBatch>,
+) -> Result<Reply<Accepted, 202>, ApiError> {
+    let events = body
+        .0
+        .events
+        .into_iter()
+        .map(|e| pb::ProductEvent {
+            name: e.name,
+            session_id: e.session_id.unwrap_or_default(),
+            properties_json: e
+                .properties
+                .map(|p| serde_json::to_string(&p).unwrap_or_default())
+                .unwrap_or_default(),
+            occurred_at_ms: e.occurred_at.map_or(0, |t| t.timestamp_millis()),
+        })
+        .collect();
+    let r = state
+        .monitoring()?
+        .record_events(outgoing(
+            pb::RecordEventsRequest {
+                events,
+                user_id: user.0.user_id.clone(),
+            },
+            &rid.0,
+        ))
+        .await?
+        .into_inner();
+    Ok(Reply(Accepted { accepted: r.accepted }))
+}
+
+/// `?from=&to=` of the dashboard (RFC 3339; default the last 24 hours, at most 93 days).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardQuery {
+    /// Start (inclusive).
+    from: Option<DateTime<Utc>>,
+    /// End (exclusive; after `from`).
+    to: Option<DateTime<Utc>>,
+}
+
+/// Shares of a vital's values by rating.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RatingShares {
+    /// Rated good.
+    good: f64,
+    /// Rated needs-improvement.
+    needs_improvement: f64,
+    /// Rated poor.
+    poor: f64,
+}
+
+/// One vital over the range.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VitalSummary {
+    /// `LCP`, `INP`, `CLS`, `FCP` or `TTFB`.
+    name: String,
+    /// Values reported.
+    count: u64,
+    /// 75th percentile (within 1 %), what web-vitals reports a page by; 0 without values.
+    p75: f64,
+    /// Shares by rating.
+    ratings: RatingShares,
+}
+
+/// One funnel step over the range.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunnelStepSummary {
+    /// The step.
+    step: String,
+    /// Sessions that reached it.
+    sessions: u64,
+    /// Share of the previous step's sessions.
+    from_previous: f64,
+    /// Share of the first step's sessions.
+    from_first: f64,
+}
+
+/// The step losing the most sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DropOff {
+    /// The step whose sessions fall furthest short of the previous step's.
+    step: String,
+    /// Sessions lost there.
+    sessions: u64,
+}
+
+/// The funnel over the range.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunnelSummary {
+    /// The nine steps in order.
+    steps: Vec<FunnelStepSummary>,
+    /// Absent when no step loses sessions.
+    biggest_drop_off: Option<DropOff>,
+}
+
+/// The performance dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PerformanceDashboard {
+    /// Start of the range.
+    from: DateTime<Utc>,
+    /// End of the range.
+    to: DateTime<Utc>,
+    /// Each web vital.
+    vitals: Vec<VitalSummary>,
+    /// The conversion funnel.
+    funnel: FunnelSummary,
+}
+
+/// GET /analytics/dashboard/performance
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    rid: Rid,
+    _admin: Admin,
+    query: ValidQuery<DashboardQuery>,
+) -> Result<Reply<PerformanceDashboard>, ApiError> {
+    let to = query.0.to.unwrap_or_else(Utc::now);
+    let from = query.0.from.unwrap_or(to - chrono::Duration::hours(24));
+    let d = state
+        .monitoring()?
+        .performance_dashboard(outgoing(
+            pb::PerformanceDashboardRequest {
+                from_ms: from.timestamp_millis(),
+                to_ms: to.timestamp_millis(),
+            },
+            &rid.0,
+        ))
+        .await?
+        .into_inner();
+    Ok(Reply(PerformanceDashboard {
+        from,
+        to,
+        vitals: d
+            .vitals
+            .into_iter()
+            .map(|v| VitalSummary {
+                name: v.name,
+                count: v.count,
+                p75: v.p75,
+                ratings: RatingShares {
+                    good: v.good,
+                    needs_improvement: v.needs_improvement,
+                    poor: v.poor,
+                },
+            })
+            .collect(),
+        funnel: FunnelSummary {
+            steps: d
+                .funnel
+                .into_iter()
+                .map(|s| FunnelStepSummary {
+                    step: s.step,
+                    sessions: s.sessions,
+                    from_previous: s.from_previous,
+                    from_first: s.from_first,
+                })
+                .collect(),
+            biggest_drop_off: (!d.biggest_drop_off.is_empty()).then_some(DropOff {
+                step: d.biggest_drop_off,
+                sessions: d.biggest_drop_off_sessions,
+            }),
+        },
+    }))
+}
