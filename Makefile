@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load fuzz fuzz-all compose-check
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -48,6 +48,9 @@ media-bench:
 
 billing-load:
 	./bench/billing-load.sh
+
+monitoring-load:
+	./bench/monitoring-load.sh
 
 # The image decoder under libFuzzer (nightly toolchain; installs cargo-fuzz when missing).
 FUZZ_SECONDS ?= 60

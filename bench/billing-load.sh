@@ -14,47 +14,19 @@
 # reports what it achieved). PORTICO_BILLING_DATABASE_URL=postgres://… puts billing on
 # PostgreSQL instead.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-32}
 ROUNDS=${3:-3}
-SERVER_CPU=${SERVER_CPU:-1}
-LOAD_CPU=${LOAD_CPU:-0}
 SECRET=whsec_portico_local
-WORK=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cargo build --release -q -p portico
-cargo build --release -q -p portico-gateway --example open_loop
-TARGET=${CARGO_TARGET_DIR:-target}
-GW_PORT=18094
-
-wait_port() {
-  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 never opened" >&2; exit 1
-}
-
-PORTICO_DATA_DIR="$WORK/data" PORTICO_HTTP_ADDR="127.0.0.1:$GW_PORT" \
-PORTICO_BETA_GRPC_ADDR=127.0.0.1:0 PORTICO_WORKFLOW_GRPC_ADDR=127.0.0.1:0 \
-PORTICO_MEDIA_GRPC_ADDR=127.0.0.1:0 PORTICO_BILLING_GRPC_ADDR=127.0.0.1:0 PORTICO_ADMIN_ADDR=off \
-PORTICO_HTTP_WORKERS=1 PORTICO_RATE_FREE_PER_MIN=1000000000 PORTICO_RATE_WEBHOOKS_PER_MIN=1000000000 \
-PORTICO_STRIPE_WEBHOOK_SECRET=$SECRET PORTICO_LOG=warn \
-  taskset -c "$SERVER_CPU" "$TARGET/release/portico" dev > "$WORK/portico.log" 2>&1 &
-wait_port $GW_PORT
-TOKEN=$(curl -s "127.0.0.1:$GW_PORT/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"load@example.com","password":"correct horse battery"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["accessToken"])')
+source "$(dirname "$0")/lib.sh"
+stack_start 18094 PORTICO_RATE_WEBHOOKS_PER_MIN=1000000000 PORTICO_STRIPE_WEBHOOK_SECRET=$SECRET
+TOKEN=$(signup load@example.com)
 # An event Stripe sends that billing records and marks processed (no provider call): the
 # cost measured is the intake and the outbox, not a re-fetch.
 cat > "$WORK/event.json" <<'JSON'
 {"id":"evt_load_TAG_PLACEHOLDER","object":"event","type":"charge.succeeded","created":1764547200,"livemode":false,"api_version":"2026-10-28.endive","data":{"object":{"id":"ch_load","object":"charge","amount":2900,"currency":"usd","customer":"cus_load"}}}
 JSON
 
-load() { taskset -c "$LOAD_CPU" "$TARGET/release/examples/open_loop" "$@"; }
 echo "server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; $ROUNDS rounds of ${DURATION}s over $CONNS connections"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round"

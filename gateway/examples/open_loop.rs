@@ -3,9 +3,9 @@
 //! due, so a stalled server is charged for the requests it delayed (no coordinated omission).
 //! Each connection carries one request at a time (HTTP/1.1, no pipelining).
 //!
-//!   open_loop <url> <access token> <body file | -> <rate/s> <seconds> <connections> [vary | stripe=<whsec>]
+//!   open_loop <url> <access token | -> <body file | -> <rate/s> <seconds> <connections> [vary | stripe=<whsec>]
 //!
-//! A body file makes POSTs, `-` GETs. With `vary`, every request replaces `TAG_PLACEHOLDER`
+//! A token of `-` sends no `Authorization` (anonymous endpoints). A body file makes POSTs, `-` GETs. With `vary`, every request replaces `TAG_PLACEHOLDER`
 //! in the body with a unique value. With `stripe=<secret>`, every request is a webhook: a
 //! unique `TAG_PLACEHOLDER` (the event id) and a `Stripe-Signature` made with the secret, as
 //! Stripe signs (no bearer token).
@@ -54,8 +54,9 @@ async fn main() {
             while i < total {
                 let due = start + interval * i as u32;
                 tokio::time::sleep_until(due.into()).await;
+                let authed = |r: reqwest::RequestBuilder| if token == "-" { r } else { r.bearer_auth(&token) };
                 let request = match &body {
-                    None => client.get(&url).bearer_auth(&token),
+                    None => authed(client.get(&url)),
                     Some(body) => {
                         let payload = if vary {
                             body.replace("TAG_PLACEHOLDER", &format!("v{run}-{i}"))
@@ -69,7 +70,7 @@ async fn main() {
                                 let signature = portico_billing::signature::sign(payload.as_bytes(), secret, now);
                                 request.header("stripe-signature", signature).body(payload)
                             }
-                            None => request.bearer_auth(&token).body(payload),
+                            None => authed(request).body(payload),
                         }
                     }
                 };

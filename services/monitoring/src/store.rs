@@ -168,32 +168,44 @@ pub struct Recorded {
 }
 
 /// Records one event (inside a write transaction): the group is made if new, the event kept
-/// once, and then counted.
+/// once, and then counted. An existing group (the usual case) costs a read, the event's
+/// insert and one UPDATE; a resolved one a second, conditional UPDATE that reopens it.
 pub fn record(conn: &mut DbConnection, event: &NewEvent, new_group_id: &str) -> QueryResult<Recorded> {
-    let inserted = on_backend!(conn, |c| diesel::insert_into(error_groups::table)
-        .values(GroupRow {
-            id: new_group_id.to_string(),
-            project_id: event.project_id,
-            hash: event.hash.clone(),
-            title: event.title.clone(),
-            culprit: event.culprit.clone(),
-            level: event.level.clone(),
-            status: "open".into(),
-            regressed: false,
-            times_seen: 0,
-            first_seen: event.received_at,
-            last_seen: event.received_at,
-            first_release: event.release.clone(),
-            last_release: event.release.clone(),
-            last_event_id: None,
-        })
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    let group_id: String = error_groups::table
-        .filter(error_groups::project_id.eq(event.project_id))
-        .filter(error_groups::hash.eq(&event.hash))
-        .select(error_groups::id)
-        .first(conn)?;
+    let find = |conn: &mut DbConnection| {
+        error_groups::table
+            .filter(error_groups::project_id.eq(event.project_id))
+            .filter(error_groups::hash.eq(&event.hash))
+            .select((error_groups::id, error_groups::status))
+            .first::<(String, String)>(conn)
+            .optional()
+    };
+    let (found, new_group) = match find(conn)? {
+        Some(found) => (found, false),
+        None => {
+            let inserted = on_backend!(conn, |c| diesel::insert_into(error_groups::table)
+                .values(GroupRow {
+                    id: new_group_id.to_string(),
+                    project_id: event.project_id,
+                    hash: event.hash.clone(),
+                    title: event.title.clone(),
+                    culprit: event.culprit.clone(),
+                    level: event.level.clone(),
+                    status: "open".into(),
+                    regressed: false,
+                    times_seen: 0,
+                    first_seen: event.received_at,
+                    last_seen: event.received_at,
+                    first_release: event.release.clone(),
+                    last_release: event.release.clone(),
+                    last_event_id: None,
+                })
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            // A concurrent first event may have made it (PostgreSQL): read whichever stands.
+            (find(conn)?.ok_or(diesel::result::Error::NotFound)?, inserted == 1)
+        }
+    };
+    let (group_id, status) = found;
     let kept = on_backend!(conn, |c| diesel::insert_into(error_events::table)
         .values((
             error_events::project_id.eq(event.project_id),
@@ -218,25 +230,26 @@ pub fn record(conn: &mut DbConnection, event: &NewEvent, new_group_id: &str) -> 
         });
     }
     let group = error_groups::table.find(&group_id);
-    diesel::update(group)
-        .set((
-            error_groups::times_seen.eq(error_groups::times_seen + 1),
-            error_groups::last_seen.eq(event.received_at),
-            error_groups::title.eq(&event.title),
-            error_groups::culprit.eq(&event.culprit),
-            error_groups::level.eq(&event.level),
-            error_groups::last_event_id.eq(&event.event_id),
-        ))
-        .execute(conn)?;
-    if let Some(release) = &event.release {
-        diesel::update(group)
-            .set(error_groups::last_release.eq(release))
-            .execute(conn)?;
-    }
-    let regression = diesel::update(group.filter(error_groups::status.eq("resolved")))
-        .set((error_groups::status.eq("open"), error_groups::regressed.eq(true)))
-        .execute(conn)?
-        == 1;
+    let counted = (
+        error_groups::times_seen.eq(error_groups::times_seen + 1),
+        error_groups::last_seen.eq(event.received_at),
+        error_groups::title.eq(&event.title),
+        error_groups::culprit.eq(&event.culprit),
+        error_groups::level.eq(&event.level),
+        error_groups::last_event_id.eq(&event.event_id),
+    );
+    match &event.release {
+        Some(release) => diesel::update(group)
+            .set((counted, error_groups::last_release.eq(release)))
+            .execute(conn)?,
+        None => diesel::update(group).set(counted).execute(conn)?,
+    };
+    // Conditional, so of concurrent recurrences exactly one reopens it.
+    let regression = status == "resolved"
+        && diesel::update(group.filter(error_groups::status.eq("resolved")))
+            .set((error_groups::status.eq("open"), error_groups::regressed.eq(true)))
+            .execute(conn)?
+            == 1;
     if let Some(user) = &event.user_key {
         on_backend!(conn, |c| diesel::insert_into(error_group_users::table)
             .values((
@@ -249,7 +262,7 @@ pub fn record(conn: &mut DbConnection, event: &NewEvent, new_group_id: &str) -> 
     Ok(Recorded {
         group_id,
         duplicate: false,
-        new_group: inserted == 1,
+        new_group,
         regression,
     })
 }
