@@ -464,7 +464,7 @@ pub async fn update_error(
 /// What the Sentry ingest answers, outside the envelope (what Sentry answers).
 #[derive(Debug, Serialize)]
 pub struct SentryAck {
-    /// The (first) event's id; null when the envelope held no error event.
+    /// The event's id; null when the envelope held no error event.
     id: Option<String>,
 }
 
@@ -473,7 +473,7 @@ impl crate::contract::doc::ResponseDoc for SentryAck {
         crate::contract::doc::Output {
             status: 200,
             response: serde_json::json!({
-                "description": "Accepted: the (first) error event's id, as Sentry answers (null when the envelope held none).",
+                "description": "Accepted: the error event's id, as Sentry answers (null when the envelope held none; an envelope carries at most one).",
                 "content": { "application/json": { "schema": {
                     "type": "object", "required": ["id"],
                     "properties": { "id": { "type": ["string", "null"], "pattern": "^[0-9a-f]{32}$",

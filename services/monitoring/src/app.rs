@@ -81,7 +81,7 @@ pub struct NativeError {
     pub occurred_at_ms: i64,
 }
 
-/// What an ingest did: the (first) event's id and group.
+/// What an ingest did: the event's id and group (empty when there was no error event).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ingested {
     pub event_id: String,
@@ -255,23 +255,29 @@ impl Monitoring {
             };
             check_key(expected.as_deref(), given)?;
             let header_id = crate::domain::event::event_id(&envelope.header["event_id"]);
-            (envelope.events().collect(), header_id)
+            let events: Vec<&[u8]> = envelope.events().collect();
+            // Sentry's rule, and what keeps a project's budget (counted per request) a budget
+            // of events: one event per envelope.
+            if events.len() > 1 {
+                return Err(MonitoringError::Envelope(format!(
+                    "an envelope carries at most one event item, this one has {}: send each event in its own",
+                    events.len()
+                )));
+            }
+            (events, header_id)
         };
-        let mut first = Ingested::default();
-        for (i, raw) in events.into_iter().enumerate() {
-            let value: Value = serde_json::from_slice(raw)
-                .map_err(|e| MonitoringError::Envelope(format!("event {}: not JSON ({e})", i + 1)))?;
-            let mut event = ErrorEvent::from_json(&value).map_err(|e| MonitoringError::Envelope(e.to_string()))?;
-            if event.event_id.is_none() && i == 0 {
-                event.event_id = header_id.clone();
-            }
-            let raw = String::from_utf8_lossy(raw).into_owned();
-            let ingested = self.record(project_id, event, raw).await?;
-            if i == 0 {
-                first = ingested;
-            }
+        // An envelope of sessions or client reports only holds no error: nothing to record.
+        let Some(raw) = events.first() else {
+            return Ok(Ingested::default());
+        };
+        let value: Value = serde_json::from_slice(raw)
+            .map_err(|e| MonitoringError::Envelope(format!("the event is not JSON ({e})")))?;
+        let mut event = ErrorEvent::from_json(&value).map_err(|e| MonitoringError::Envelope(e.to_string()))?;
+        if event.event_id.is_none() {
+            event.event_id = header_id;
         }
-        Ok(first)
+        self.record(project_id, event, String::from_utf8_lossy(raw).into_owned())
+            .await
     }
 
     /// A native error event; without a project it goes to the default project.

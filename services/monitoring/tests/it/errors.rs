@@ -223,6 +223,17 @@ each_backend!(keys_are_checked_from_the_request_or_the_envelope_dsn, |backend| {
         .unwrap()
         .into_inner();
     assert_eq!(stored.event_id, "e".repeat(32));
+    // Two events in one envelope (Sentry allows one): refused, nothing stored.
+    let two = format!(
+        "{{}}\n{}\n{}\n{}\n{}\n",
+        json!({"type": "event"}),
+        json!({"message": "one"}),
+        json!({"type": "event"}),
+        json!({"message": "two"})
+    );
+    let refused = ingest(&s, &p, two.into_bytes()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("at most one event"), "{}", refused.message());
     // Not an envelope: a clear 400, nothing stored.
     let bad = ingest(&s, &p, b"{}\n{\"type\":\"event\",\"length\":500}\n{}".to_vec())
         .await
