@@ -130,13 +130,7 @@ impl Monitoring {
         // Equal buckets of one batch become one upsert.
         rows.sort();
         rows.dedup_by(|next, kept| {
-            let same = next.minute == kept.minute
-                && next.name == kept.name
-                && next.page == kept.page
-                && next.device == kept.device
-                && next.connection == kept.connection
-                && next.rating == kept.rating
-                && next.bucket == kept.bucket;
+            let same = next.key() == kept.key();
             if same {
                 kept.count += next.count;
             }

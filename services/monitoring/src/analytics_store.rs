@@ -57,6 +57,21 @@ pub struct VitalBucket {
     pub count: i32,
 }
 
+impl VitalBucket {
+    /// The primary key: what makes two rows the same bucket.
+    pub fn key(&self) -> (i64, &str, &str, &str, &str, &str, i32) {
+        (
+            self.minute,
+            &self.name,
+            &self.page,
+            &self.device,
+            &self.connection,
+            &self.rating,
+            self.bucket,
+        )
+    }
+}
+
 /// Adds the counts (one upsert per distinct bucket; callers merge equal keys first).
 pub fn add_vitals(conn: &mut DbConnection, rows: &[VitalBucket]) -> QueryResult<()> {
     for row in rows {
