@@ -140,20 +140,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let workflow = start(portico_workflow::WorkflowConfig::from_vars(&vars)?, &services_stop).await?;
             let media = start(portico_media::MediaConfig::from_vars(&vars)?, &services_stop).await?;
             let billing = start(portico_billing::BillingConfig::from_vars(&vars)?, &services_stop).await?;
-            let monitoring = start(portico_monitoring::MonitoringConfig::from_vars(&vars)?, &services_stop).await?;
-            // Point the gateway at the services just started unless told otherwise.
+            // Point the gateway (and the monitoring service's probes) at the services just
+            // started unless told otherwise; alert webhooks may go to local receivers.
             let mut vars = vars;
+            let point = |vars: Vars, var: &str, addr: std::net::SocketAddr| {
+                if vars.raw(var).is_none() {
+                    vars.set(var, format!("http://{addr}"))
+                } else {
+                    vars
+                }
+            };
             for (var, addr) in [
                 ("PORTICO_BETA_URL", beta.addr),
                 ("PORTICO_WORKFLOW_URL", workflow.addr),
                 ("PORTICO_MEDIA_URL", media.addr),
                 ("PORTICO_BILLING_URL", billing.addr),
-                ("PORTICO_MONITORING_URL", monitoring.addr),
             ] {
-                if vars.raw(var).is_none() {
-                    vars = vars.set(var, format!("http://{addr}"));
-                }
+                vars = point(vars, var, addr);
             }
+            if vars.raw("PORTICO_ALERT_WEBHOOKS_ALLOW_PRIVATE").is_none() {
+                vars = vars.set("PORTICO_ALERT_WEBHOOKS_ALLOW_PRIVATE", "true".to_string());
+            }
+            let monitoring = start(portico_monitoring::MonitoringConfig::from_vars(&vars)?, &services_stop).await?;
+            vars = point(vars, "PORTICO_MONITORING_URL", monitoring.addr);
             let gateway_config = portico_gateway::GatewayConfig::from_vars(&vars)?;
             let scheme = if gateway_config.tls.is_some() { "https" } else { "http" };
             let gateway = portico_gateway::start(gateway_config, stop.clone())

@@ -485,7 +485,13 @@ fn credentials(req: &ServiceRequest) -> Result<Option<Credentials<'_>>, ApiError
                 "use `Authorization: Bearer <access token>`",
             ));
         };
-        return Ok(Some(Credentials::Bearer(token.trim())));
+        let token = token.trim();
+        // Tools that can only send a static bearer token (Alertmanager's webhook receiver,
+        // CI systems) present an API key that way.
+        if token.starts_with(crate::auth::crypto::API_KEY_PREFIX) {
+            return Ok(Some(Credentials::ApiKey(token)));
+        }
+        return Ok(Some(Credentials::Bearer(token)));
     }
     if let Some(key) = headers.get("x-api-key") {
         let key = key

@@ -3,6 +3,7 @@
 //! The public API is declared once in [`api_routes!`]: the same table registers the routes
 //! under `/v1` and `/api` and generates the OpenAPI document, so the docs cannot miss a path.
 
+pub mod alerts;
 pub mod analytics;
 pub mod auth;
 pub mod beta;
@@ -243,6 +244,19 @@ api_routes! {
     get "/monitoring/errors" => monitoring::list_errors, Admin, Api, "monitoring", ValidQuery<monitoring::GroupsQuery>, Reply<monitoring::GroupPage>, [], "Error groups, most recently seen first (`?projectId&status&release&limit&cursor`)";
     get "/monitoring/errors/{groupId}" => monitoring::get_error, Admin, Api, "monitoring", (), Reply<monitoring::GroupDetail>, [], "One error group with its latest event";
     patch "/monitoring/errors/{groupId}" => monitoring::update_error, Admin, Api, "monitoring", Valid<monitoring::UpdateGroup>, Reply<monitoring::Group>, [], "Resolve, ignore or reopen a group (a resolved group that recurs reopens as a regression)";
+    post "/monitoring/alert-rules" => alerts::create_rule, Admin, Api, "alerts", Valid<alerts::AlertRuleInput>, Created<alerts::AlertRule>, [], "Create an alert rule: a metric, a condition over a window, pending time, severity, reminders and where to notify (e-mail, https webhooks)";
+    get "/monitoring/alert-rules" => alerts::list_rules, Admin, Api, "alerts", (), Reply<Vec<alerts::AlertRule>>, [], "Every alert rule (the defaults are seeded once)";
+    get "/monitoring/alert-rules/{id}" => alerts::get_rule, Admin, Api, "alerts", (), Reply<alerts::AlertRule>, [NotFound], "One alert rule";
+    patch "/monitoring/alert-rules/{id}" => alerts::update_rule, Admin, Api, "alerts", Valid<alerts::AlertRulePatch>, Reply<alerts::AlertRule>, [NotFound], "Change some fields of a rule (the result is checked whole)";
+    delete "/monitoring/alert-rules/{id}" => alerts::delete_rule, Admin, Api, "alerts", (), Reply<Deleted>, [NotFound], "Delete a rule; its open alerts end";
+    get "/monitoring/alerts" => alerts::list_alerts, Admin, Api, "alerts", ValidQuery<alerts::AlertsQuery>, Reply<alerts::AlertPage>, [], "Alerts, newest first (`?status=pending|firing|acknowledged|resolved&cursor&limit`)";
+    get "/monitoring/alerts/{id}" => alerts::get_alert, Admin, Api, "alerts", (), Reply<alerts::Alert>, [NotFound], "One alert";
+    post "/monitoring/alerts/{id}/acknowledge" => alerts::acknowledge, Admin, Api, "alerts", (), Reply<alerts::Alert>, [NotFound, Conflict], "Acknowledge a firing alert: no more reminders";
+    post "/monitoring/alerts/{id}/resolve" => alerts::resolve, Admin, Api, "alerts", (), Reply<alerts::Alert>, [NotFound], "Resolve an alert (announced if it had fired)";
+    get "/monitoring/alerts/{id}/acknowledge" => alerts::acknowledge_link, Anonymous, Api, "alerts", ValidQuery<alerts::LinkQuery>, crate::contract::Raw<alerts::ConfirmationPage>, [LinkInvalid, NotFound, Conflict], "The acknowledge link of a notice (signed, single-purpose, 7 days): acknowledges without signing in";
+    get "/monitoring/alerts/{id}/resolve" => alerts::resolve_link, Anonymous, Api, "alerts", ValidQuery<alerts::LinkQuery>, crate::contract::Raw<alerts::ConfirmationPage>, [LinkInvalid, NotFound], "The resolve link of a notice (signed, single-purpose, 7 days): resolves without signing in";
+    post "/monitoring/alertmanager" => alerts::alertmanager, Admin, Api, "alerts", Valid<alerts::AlertmanagerWebhook>, Reply<alerts::AlertmanagerAccepted>, [], "Alertmanager's webhook (version 4): firing alerts open in the inbox, resolved ones resolve (an admin API key as `Authorization: Bearer`)";
+    post "/analytics/performance/alerts" => alerts::client_alert, User, Api, "analytics", Valid<alerts::ClientAlertReport>, Reply<alerts::ClientAlertAccepted, 202>, [], "Report a critical performance problem: raised as a firing alert (one per metric and page), resolved after 5 minutes without reports";
     post "/analytics/performance/metrics" => analytics::metrics, User, Api, "analytics", Valid<analytics::MetricsBatch>, Reply<analytics::Ratings, 202>, [MetricInvalid], "Report up to 100 web vitals (LCP, INP, CLS, FCP, TTFB): each rated good / needs-improvement / poor by the web-vitals thresholds";
     post "/analytics/funnel" => analytics::funnel, User, Api, "analytics", Valid<analytics::FunnelStepEvent>, Reply<analytics::FunnelRecorded, 202>, [], "A session reached a step of the nine-step photo-effects funnel (a repeat counts once)";
     post "/analytics/events" => analytics::events, User, Api, "analytics", Valid<analytics::EventsBatch>, Reply<Accepted, 202>, [], "Record up to 100 product events";

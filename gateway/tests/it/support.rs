@@ -27,6 +27,8 @@ pub struct Stack {
     _media: portico_media::Running,
     _billing: portico_runtime::grpc::Running,
     _monitoring: portico_runtime::grpc::Running,
+    /// The monitoring service's application (tests run its evaluator on their own clock).
+    pub monitoring: portico_monitoring::Monitoring,
     media_dir: std::path::PathBuf,
     pub http: reqwest::Client,
     pub gateway_db: String,
@@ -185,20 +187,28 @@ impl Stack {
         let mut monitoring_vars: HashMap<&str, String> = HashMap::from([
             ("PORTICO_MONITORING_DATABASE_URL", monitoring_db.url.clone()),
             ("PORTICO_INTERNAL_TOKEN", TOKEN.to_string()),
+            // Evaluated by the tests' own calls; nothing here to probe.
+            ("PORTICO_ALERT_EVAL_INTERVAL_SECS", "0".to_string()),
+            ("PORTICO_SMTP_URL", smtp.url()),
+            ("PORTICO_MONITORING_PROBE_INTERVAL_SECS", "0".to_string()),
         ]);
         monitoring_vars.extend(shared.iter().cloned());
         monitoring_vars.extend(
             opts.vars
                 .iter()
-                .filter(|(k, _)| k.starts_with("PORTICO_MONITORING_") || *k == "PORTICO_PUBLIC_URL")
+                .filter(|(k, _)| {
+                    k.starts_with("PORTICO_MONITORING_")
+                        || k.starts_with("PORTICO_ALERT_")
+                        || *k == "PORTICO_PUBLIC_URL"
+                })
                 .cloned(),
         );
         let config = portico_monitoring::MonitoringConfig::from_vars(&Vars::from_map(monitoring_vars)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let monitoring = portico_runtime::service::start_on(listener, config, services_stop.clone())
+        let started = portico_runtime::service::start_on(listener, config, services_stop.clone())
             .await
-            .unwrap()
-            .running;
+            .unwrap();
+        let (monitoring, monitoring_app) = (started.running, started.app);
         let mut gateways = Vec::new();
         for _ in 0..opts.gateways {
             let mut vars: HashMap<&str, String> = HashMap::from([
@@ -238,6 +248,7 @@ impl Stack {
             _media: media,
             _billing: billing,
             _monitoring: monitoring,
+            monitoring: monitoring_app,
             media_dir,
             http,
             gateway_db,

@@ -307,6 +307,25 @@ pub fn analyses_per_hour(vars: &Vars) -> Result<[u32; 3], ConfigError> {
     ])
 }
 
+/// The services behind the gateway: name, the variable holding the URL others call it on, and
+/// the default (each service's default gRPC port on loopback). The gateway forwards to them and
+/// the monitoring service probes them.
+pub const SERVICES: [(&str, &str, &str); 5] = [
+    ("beta", "PORTICO_BETA_URL", "http://127.0.0.1:50051"),
+    ("media", "PORTICO_MEDIA_URL", "http://127.0.0.1:50052"),
+    ("workflow", "PORTICO_WORKFLOW_URL", "http://127.0.0.1:50053"),
+    ("billing", "PORTICO_BILLING_URL", "http://127.0.0.1:50054"),
+    ("monitoring", "PORTICO_MONITORING_URL", "http://127.0.0.1:50055"),
+];
+
+/// The URL `service` (a name of [`SERVICES`]) is called on.
+pub fn service_url(vars: &Vars, service: &str) -> String {
+    SERVICES
+        .iter()
+        .find(|(name, ..)| *name == service)
+        .map_or_else(String::new, |(_, var, default)| vars.string(var, default))
+}
+
 /// A listen address from `var`, or `default`.
 pub fn listen_addr(vars: &Vars, var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
     parse(var, &vars.string(var, default))

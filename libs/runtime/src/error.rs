@@ -55,7 +55,7 @@ catalogue! {
     InvalidJson => "INVALID_JSON", 400, InvalidArgument, "The body is not valid JSON.";
     InvalidXml => "INVALID_XML", 400, InvalidArgument, "The body is not well-formed XML.";
     InvalidPath => "INVALID_PATH", 400, InvalidArgument, "The request path is not in canonical form (a percent-encoded letter, digit or slash, an empty or dot segment); send the plain path.";
-    LinkInvalid => "LINK_INVALID", 400, InvalidArgument, "The e-mailed verification or reset token is unknown, used or expired; ask for a new one.";
+    LinkInvalid => "LINK_INVALID", 400, InvalidArgument, "The e-mailed link's token (address verification, password reset, alert acknowledge or resolve) is unknown, used, expired or for another action; ask for a new one, or act signed in.";
     InvalidWorkflow => "INVALID_WORKFLOW", 422, InvalidArgument, "The workflow document is well-formed JSON but not a valid workflow; `details.problems` locates each problem by JSON pointer.";
     Unauthorized => "UNAUTHORIZED", 401, Unauthenticated, "No credentials were given.";
     InvalidCredentials => "INVALID_CREDENTIALS", 401, Unauthenticated, "Email or password is wrong.";

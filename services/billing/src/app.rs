@@ -551,7 +551,9 @@ impl Billing {
         let taken = self
             .inner
             .db
-            .write(move |conn| Ok::<_, BillingError>(store::take_lease(conn, "reconcile", &holder, now, until)?))
+            .write(move |conn| {
+                Ok::<_, BillingError>(portico_runtime::lease::take(conn, "reconcile", &holder, now, until)?)
+            })
             .await?;
         if !taken {
             return Ok(None);

@@ -46,14 +46,6 @@ pub mod schema {
     }
 
     diesel::table! {
-        leases (name) {
-            name -> Text,
-            holder -> Text,
-            held_until -> BigInt,
-        }
-    }
-
-    diesel::table! {
         notices (key) {
             key -> Text,
             user_id -> Text,
@@ -63,7 +55,7 @@ pub mod schema {
     }
 }
 
-use schema::{customers, events, leases, notices, subscriptions};
+use schema::{customers, events, notices, subscriptions};
 
 /// A user's provider customer.
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, Insertable)]
@@ -231,30 +223,6 @@ pub fn note_outbox_id(conn: &mut DbConnection, key: &str, outbox_id: &str) -> Qu
 /// Whether a notice key is taken.
 pub fn notice_taken(conn: &mut DbConnection, key: &str) -> QueryResult<bool> {
     Ok(notices::table.find(key).count().get_result::<i64>(conn)? > 0)
-}
-
-/// Takes the lease `name` for `holder` until `until` if it is free at `now` (never taken, or
-/// run out): true when `holder` has it. One statement, so of replicas asking at once exactly
-/// one gets it.
-pub fn take_lease(conn: &mut DbConnection, name: &str, holder: &str, now: i64, until: i64) -> QueryResult<bool> {
-    use diesel::query_dsl::methods::FilterDsl;
-    let taken = on_backend!(conn, |c| FilterDsl::filter(
-        diesel::insert_into(leases::table)
-            .values((
-                leases::name.eq(name),
-                leases::holder.eq(holder),
-                leases::held_until.eq(until)
-            ))
-            .on_conflict(leases::name)
-            .do_update()
-            .set((
-                leases::holder.eq(excluded(leases::holder)),
-                leases::held_until.eq(excluded(leases::held_until)),
-            )),
-        leases::held_until.le(now),
-    )
-    .execute(c))?;
-    Ok(taken > 0)
 }
 
 /// Everything stored about a user (account erasure): rows removed. Subscriptions and the

@@ -5,7 +5,7 @@ use portico_runtime::db::now_ms;
 use portico_sketch::{Histogram, bucket_of};
 
 use crate::{
-    analytics_store::{self as store, EventRow, VitalBucket},
+    analytics_store::{self as store, EventRow, MINUTE_MS, VitalBucket},
     app::Monitoring,
     domain::analytics::{self, FUNNEL, Funnel, Rating, Vital},
     error::MonitoringError,
@@ -21,7 +21,6 @@ const MAX_NAME: usize = 128;
 const MAX_PROPERTIES: usize = 8 * 1024;
 /// A dashboard covers at most this long.
 const MAX_RANGE_MS: i64 = 93 * 86_400_000;
-const MINUTE_MS: i64 = 60_000;
 
 /// One reported metric.
 #[derive(Clone, Debug, Default)]

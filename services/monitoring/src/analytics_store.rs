@@ -43,6 +43,9 @@ pub mod schema {
 
 use schema::{analytics_events, funnel_steps, vital_buckets};
 
+/// Vitals are kept per minute: a bucket's `minute` is its start, in milliseconds.
+pub const MINUTE_MS: i64 = 60_000;
+
 /// One histogram bucket's count to add.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Insertable)]
 #[diesel(table_name = vital_buckets)]

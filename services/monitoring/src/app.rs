@@ -6,11 +6,14 @@ use std::sync::Arc;
 use portico_runtime::{
     cache::{Cache, CacheRegistry, CacheSettings},
     db::{Db, DbError, now_ms},
+    outbox::Outbox,
 };
 use serde_json::{Value, json};
 
 use crate::{
+    alerts::AlertSettings,
     domain::{
+        alert::Links,
         envelope,
         event::{ErrorEvent, Level},
         grouping,
@@ -33,6 +36,8 @@ pub struct Settings {
     pub public_url: String,
     /// How long event payloads are kept.
     pub retention_ms: i64,
+    /// The evaluator, the probes, notices and links.
+    pub alerts: AlertSettings,
 }
 
 /// A group's status.
@@ -106,6 +111,10 @@ struct Inner {
     settings: Settings,
     /// Project id → public key (keys never change, so entries are never stale).
     keys: Cache<Option<String>>,
+    /// Notices (mail, webhooks) waiting to go.
+    outbox: Outbox,
+    /// Signs the links in notices (its key is read once).
+    links: tokio::sync::OnceCell<Arc<Links>>,
 }
 
 fn invalid(field: &str, why: &str) -> MonitoringError {
@@ -134,13 +143,38 @@ impl Monitoring {
             registry,
         );
         Monitoring {
-            inner: Arc::new(Inner { db, settings, keys }),
+            inner: Arc::new(Inner {
+                outbox: Outbox::new(db.clone()),
+                db,
+                settings,
+                keys,
+                links: tokio::sync::OnceCell::new(),
+            }),
         }
     }
 
     /// Its database.
     pub(crate) fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Its outbox (mail and webhook notices).
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    /// The alerting settings.
+    pub fn alert_settings(&self) -> &AlertSettings {
+        &self.inner.settings.alerts
+    }
+
+    /// Where clients reach Portico (links in notices point there).
+    pub(crate) fn public_url(&self) -> &str {
+        &self.inner.settings.public_url
+    }
+
+    pub(crate) fn link_signer(&self) -> &tokio::sync::OnceCell<Arc<Links>> {
+        &self.inner.links
     }
 
     /// The DSN of a project: `{public_url}/sentry/{id}` with the key as user.

@@ -20,6 +20,12 @@ pub enum MonitoringError {
     /// No such thing.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not in a state that allows this (acknowledging a resolved alert).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A link token that is forged, for another alert or action, or expired.
+    #[error("bad link: {0}")]
+    Link(&'static str),
     /// Storage failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -52,6 +58,8 @@ impl From<MonitoringError> for Problem {
             ),
             MonitoringError::Envelope(why) => Problem::new(ErrorCode::EnvelopeInvalid, why),
             MonitoringError::NotFound(what) => Problem::new(ErrorCode::NotFound, format!("{what} not found")),
+            MonitoringError::Conflict(why) => Problem::new(ErrorCode::Conflict, why),
+            MonitoringError::Link(why) => Problem::new(ErrorCode::LinkInvalid, why),
             MonitoringError::Db(e) => Problem::internal(e),
         }
     }

@@ -4,30 +4,43 @@
 //!
 //! Web vitals, funnel steps and product events feed the performance dashboard.
 //!
-//! `domain` holds the rules (no I/O: envelopes, events, grouping, vitals ratings, funnel math),
-//! `store` and `analytics_store` the tables, `app` and `analytics` the application, `service`
-//! the gRPC API.
+//! Alert rules are evaluated on one replica at a time (a lease); alerts go pending, fire,
+//! repeat, are acknowledged and resolve, with notices by mail and Alertmanager-shaped webhooks
+//! through the outbox. Health probes of every service feed the `service_down` rules.
+//!
+//! `domain` holds the rules (no I/O: envelopes, events, grouping, vitals ratings, funnel math,
+//! the alert lifecycle), `store`, `analytics_store` and `alerts_store` the tables, `app`,
+//! `analytics` and `alerts` the application, `probes` and `webhooks` the outbound calls,
+//! `service` the gRPC API.
 
+pub mod alerts;
+pub mod alerts_store;
 pub mod analytics;
 pub mod analytics_store;
 pub mod app;
 pub mod domain;
 pub mod error;
+pub mod probes;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use portico_mail::{MailConfig, Mailer};
 use portico_proto::monitoring::v1::monitoring_service_server::MonitoringServiceServer;
 use portico_runtime::{
     Problem,
-    config::{ConfigError, Vars},
-    db::Migrations,
+    config::{ConfigError, Secret, Vars},
+    db::{Migrations, now_ms},
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 use tokio_util::sync::CancellationToken;
 
+pub use alerts::AlertSettings;
 pub use app::{Monitoring, Settings};
+
+use crate::{domain::alert::Target, probes::Prober};
 
 /// How often event payloads past retention are dropped.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -39,8 +52,10 @@ pub struct MonitoringConfig {
     /// `PORTICO_MONITORING_DATABASE_URL` (default SQLite `monitoring.db` in the data dir),
     /// `PORTICO_MONITORING_DB_POOL` (default 16).
     pub service: ServiceConfig,
-    /// Public URL (DSNs) and `PORTICO_MONITORING_RETENTION_DAYS` (default 30).
+    /// Public URL (DSNs), `PORTICO_MONITORING_RETENTION_DAYS` (default 30), alerting.
     pub settings: Settings,
+    /// Where alert mail goes (`PORTICO_SMTP_URL`, `PORTICO_MAIL_FROM`).
+    pub mail: MailConfig,
 }
 
 impl MonitoringConfig {
@@ -58,10 +73,67 @@ impl MonitoringConfig {
             settings: Settings {
                 public_url: service.common.public_url.clone(),
                 retention_ms: i64::from(days) * 86_400_000,
+                alerts: alert_settings(vars)?,
             },
+            mail: MailConfig::from_vars(vars, &service.common)?,
             service,
         })
     }
+}
+
+fn alert_settings(vars: &Vars) -> Result<AlertSettings, ConfigError> {
+    let eval: u64 = vars.get("PORTICO_ALERT_EVAL_INTERVAL_SECS", 15)?;
+    let probe: u64 = vars.get("PORTICO_MONITORING_PROBE_INTERVAL_SECS", 30)?;
+    let allow_private_webhooks = vars.flag("PORTICO_ALERT_WEBHOOKS_ALLOW_PRIVATE", false)?;
+    let notify = vars
+        .list("PORTICO_ALERT_NOTIFY")
+        .iter()
+        .map(|t| {
+            Target::parse(t, allow_private_webhooks).map_err(|why| ConfigError {
+                var: "PORTICO_ALERT_NOTIFY".into(),
+                message: format!("`{t}` {why}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let link_secret = match vars.raw("PORTICO_ALERT_LINK_SECRET") {
+        Some(s) if s.len() < 32 => {
+            return Err(ConfigError {
+                var: "PORTICO_ALERT_LINK_SECRET".into(),
+                message: "must be at least 32 characters".into(),
+            });
+        }
+        other => other.map(Secret::new),
+    };
+    let known: Vec<&str> = portico_runtime::config::SERVICES
+        .iter()
+        .map(|(name, ..)| *name)
+        .filter(|name| *name != "monitoring")
+        .collect();
+    let chosen = match vars.raw("PORTICO_MONITORING_PROBE_SERVICES") {
+        None => known.iter().map(|s| s.to_string()).collect(),
+        Some(_) => vars.list("PORTICO_MONITORING_PROBE_SERVICES"),
+    };
+    if let Some(unknown) = chosen.iter().find(|c| !known.contains(&c.as_str())) {
+        return Err(ConfigError {
+            var: "PORTICO_MONITORING_PROBE_SERVICES".into(),
+            message: format!("`{unknown}` is not one of {}", known.join(", ")),
+        });
+    }
+    let probes = chosen
+        .into_iter()
+        .map(|name| {
+            let url = portico_runtime::config::service_url(vars, &name);
+            (name, url)
+        })
+        .collect();
+    Ok(AlertSettings {
+        eval_interval: Duration::from_secs(eval),
+        probe_interval: Duration::from_secs(probe),
+        notify,
+        allow_private_webhooks,
+        link_secret,
+        probes,
+    })
 }
 
 impl Service for MonitoringConfig {
@@ -70,14 +142,39 @@ impl Service for MonitoringConfig {
     const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
     type App = Monitoring;
 
-    /// Drops event payloads past retention every hour.
+    /// Seeds the default alert rules once, runs the outbox (mail, webhooks), the evaluator and
+    /// probes under their lease, and drops event payloads past retention every hour.
     async fn build(self, foundation: &Foundation) -> Result<(Monitoring, tonic::service::Routes), String> {
+        foundation
+            .db
+            .migrate(portico_runtime::outbox::MIGRATIONS)
+            .await
+            .map_err(|e| format!("monitoring outbox: {e}"))?;
+        let prober = Prober::new(
+            &self.settings.alerts.probes,
+            self.service.common.internal_token.expose(),
+        )?;
         let monitoring = Monitoring::new(
             foundation.db.clone(),
             self.settings,
             &foundation.caches,
             &foundation.registry,
         );
+        monitoring
+            .seed_default_rules()
+            .await
+            .map_err(|e| format!("seeding the default alert rules: {e}"))?;
+        let shutdown = &foundation.shutdown;
+        let mailer = Arc::new(Mailer::new(&self.mail)?);
+        monitoring
+            .outbox()
+            .spawn(portico_mail::TOPIC, portico_mail::handler(mailer), shutdown.clone());
+        monitoring.outbox().spawn(
+            alerts::WEBHOOK_TOPIC,
+            webhooks::handler(monitoring.alert_settings().allow_private_webhooks)?,
+            shutdown.clone(),
+        );
+        spawn_alerting(monitoring.clone(), prober, shutdown.clone());
         spawn_retention(monitoring.clone(), foundation.shutdown.clone());
         let routes = tonic::service::Routes::new(MonitoringServiceServer::with_interceptor(
             monitoring.clone(),
@@ -96,6 +193,64 @@ impl EraseUser for Monitoring {
     async fn erase_user_data(&self, user_id: String) -> Result<u64, Problem> {
         self.erase_user(&user_id).await.map_err(Problem::from)
     }
+}
+
+/// The evaluator and the probes, on whichever replica holds the lease: each replica asks every
+/// interval, the holder renews it for three intervals, and when it dies (or stops: it gives
+/// the lease up) another replica leads within that time.
+fn spawn_alerting(monitoring: Monitoring, prober: Prober, shutdown: CancellationToken) {
+    let settings = monitoring.alert_settings().clone();
+    let (eval, probe) = (settings.eval_interval, settings.probe_interval);
+    let every = match (eval.is_zero(), probe.is_zero()) {
+        (true, true) => return,
+        (false, true) => eval,
+        (true, false) => probe,
+        (false, false) => eval.min(probe),
+    };
+    let hold_ms = i64::try_from(every.as_millis() * 3).unwrap_or(i64::MAX);
+    let holder = uuid::Uuid::new_v4().to_string();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut last_eval, mut last_probe) = (i64::MIN, i64::MIN);
+        let due = |last: i64, now: i64, d: Duration| {
+            !d.is_zero() && now.saturating_sub(last) >= i64::try_from(d.as_millis()).unwrap_or(i64::MAX) - 100
+        };
+        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
+            let now = now_ms();
+            match monitoring.lead(&holder, now, hold_ms).await {
+                Ok(true) => metrics::gauge!("portico_alert_evaluator_leader").set(1.0),
+                Ok(false) => {
+                    metrics::gauge!("portico_alert_evaluator_leader").set(0.0);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the alert evaluator's lease could not be taken");
+                    continue;
+                }
+            }
+            if due(last_probe, now, probe) {
+                last_probe = now;
+                let samples = prober.probe(now).await;
+                if let Err(e) = monitoring.record_samples(samples).await {
+                    tracing::warn!(error = %e, "health probe samples not recorded");
+                }
+            }
+            if due(last_eval, now, eval) {
+                last_eval = now;
+                match monitoring.evaluate_at(now_ms()).await {
+                    Ok(pass) if pass.fired + pass.resolved > 0 => {
+                        tracing::info!(fired = pass.fired, resolved = pass.resolved, "alerts changed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
+                }
+            }
+        }
+        if let Err(e) = monitoring.step_down(&holder).await {
+            tracing::debug!(error = %e, "the alert evaluator's lease was not given up");
+        }
+    });
 }
 
 /// Drops event payloads past retention (every replica may run it: a delete by age is the

@@ -5,9 +5,14 @@ use portico_runtime::{Problem, grpc};
 use tonic::{Request, Response, Status};
 
 use crate::{
+    alerts::{ClientAlert, ExternalAlert, RulePatch, StoredRule, map_of},
+    alerts_store::AlertRow,
     analytics::{Metric, ProductEvent},
     app::{MAX_PAGE, Monitoring, NativeError, Status as GroupStatus},
-    domain::grouping::Frame,
+    domain::{
+        alert::{Action, Draft, Rule, Status as AlertStatus},
+        grouping::Frame,
+    },
     error::MonitoringError,
     store::{GroupRow, ProjectRow},
 };
@@ -67,7 +72,96 @@ fn nonempty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+fn rule_input(r: &Rule) -> pb::AlertRuleInput {
+    pb::AlertRuleInput {
+        name: r.name.clone(),
+        metric: r.metric.as_str().into(),
+        vital: r.vital.map(|v| v.as_str().to_string()).unwrap_or_default(),
+        project_id: r.project_id.unwrap_or(0),
+        route: r.route.clone().unwrap_or_default(),
+        condition: r.condition.as_str().into(),
+        threshold: r.threshold,
+        window_seconds: r.window_seconds,
+        for_seconds: r.for_seconds,
+        severity: r.severity.as_str().into(),
+        repeat_interval_seconds: r.repeat_interval_seconds,
+        notify: r.notify.iter().map(|t| t.as_str().to_string()).collect(),
+        enabled: r.enabled,
+    }
+}
+
+fn alert_rule(r: StoredRule) -> pb::AlertRule {
+    pb::AlertRule {
+        rule: Some(rule_input(&r.rule)),
+        id: r.id,
+        created_at_ms: r.created_at,
+        updated_at_ms: r.updated_at,
+    }
+}
+
+fn draft(m: pb::AlertRuleInput) -> Draft {
+    Draft {
+        name: m.name,
+        metric: m.metric,
+        vital: m.vital,
+        project_id: m.project_id,
+        route: m.route,
+        condition: m.condition,
+        threshold: m.threshold,
+        window_seconds: m.window_seconds,
+        for_seconds: m.for_seconds,
+        severity: m.severity,
+        repeat_interval_seconds: m.repeat_interval_seconds,
+        notify: m.notify,
+        enabled: m.enabled,
+    }
+}
+
+fn alert(a: AlertRow) -> pb::Alert {
+    pb::Alert {
+        labels: map_of(&a.labels).into_iter().collect(),
+        annotations: map_of(&a.annotations).into_iter().collect(),
+        id: a.id,
+        rule_id: a.rule_id.unwrap_or_default(),
+        source: a.source,
+        fingerprint: a.fingerprint,
+        name: a.name,
+        severity: a.severity,
+        status: a.status,
+        value: a.value,
+        started_at_ms: a.pending_since,
+        fired_at_ms: a.fired_at.unwrap_or(0),
+        acknowledged_at_ms: a.acknowledged_at.unwrap_or(0),
+        acknowledged_by: a.acknowledged_by.unwrap_or_default(),
+        resolved_at_ms: a.resolved_at.unwrap_or(0),
+        resolved_by: a.resolved_by.unwrap_or_default(),
+        last_notified_at_ms: a.last_notified_at.unwrap_or(0),
+        notifications: u32::try_from(a.notifications).unwrap_or(0),
+    }
+}
+
 impl Monitoring {
+    /// Acknowledges or resolves, for an admin (`actor`) or a signed link (`token`).
+    async fn rpc_alert_action(&self, m: pb::AlertActionRequest, action: Action) -> Result<pb::Alert, MonitoringError> {
+        let actor = if m.token.is_empty() {
+            if m.actor.is_empty() {
+                return Err(MonitoringError::Invalid(vec![(
+                    "actor".into(),
+                    "who acts is required".into(),
+                )]));
+            }
+            m.actor
+        } else {
+            self.check_link(&m.id, action, &m.token).await?;
+            "e-mail link".to_string()
+        };
+        let row = match action {
+            Action::Acknowledge => self.acknowledge(&m.id, &actor).await?,
+            Action::Resolve => self.resolve(&m.id, &actor).await?,
+        };
+        Ok(alert(row))
+    }
+
     async fn rpc_ingest_error(&self, m: pb::IngestErrorRequest) -> Result<pb::IngestResponse, MonitoringError> {
         let ingested = self
             .ingest_native(NativeError {
@@ -194,6 +288,81 @@ monitoring_rpcs! {
             }).collect(),
             biggest_drop_off: drop,
             biggest_drop_off_sessions: lost,
+        })
+    };
+    create_alert_rule, "CreateAlertRule", pb::AlertRuleInput => pb::AlertRule, |app, m| async move {
+        Ok::<_, MonitoringError>(alert_rule(app.create_rule(draft(m)).await?))
+    };
+    list_alert_rules, "ListAlertRules", pb::ListAlertRulesRequest => pb::ListAlertRulesResponse, |app, _m| async move {
+        Ok::<_, MonitoringError>(pb::ListAlertRulesResponse {
+            rules: app.rules().await?.into_iter().map(alert_rule).collect(),
+        })
+    };
+    get_alert_rule, "GetAlertRule", pb::AlertRuleRef => pb::AlertRule, |app, m| async move {
+        Ok::<_, MonitoringError>(alert_rule(app.rule(&m.id).await?))
+    };
+    update_alert_rule, "UpdateAlertRule", pb::UpdateAlertRuleRequest => pb::AlertRule, |app, m| async move {
+        let patch = RulePatch {
+            name: m.name, metric: m.metric, vital: m.vital, project_id: m.project_id, route: m.route,
+            condition: m.condition, threshold: m.threshold, window_seconds: m.window_seconds,
+            for_seconds: m.for_seconds, severity: m.severity,
+            repeat_interval_seconds: m.repeat_interval_seconds,
+            notify: m.notify.map(|n| n.targets), enabled: m.enabled,
+        };
+        Ok::<_, MonitoringError>(alert_rule(app.update_rule(&m.id, patch).await?))
+    };
+    delete_alert_rule, "DeleteAlertRule", pb::AlertRuleRef => pb::DeleteAlertRuleResponse, |app, m| async move {
+        app.delete_rule(&m.id).await?;
+        Ok::<_, MonitoringError>(pb::DeleteAlertRuleResponse {})
+    };
+    list_alerts, "ListAlerts", pb::ListAlertsRequest => pb::ListAlertsResponse, |app, m| async move {
+        let status = match m.status.as_str() {
+            "" => None,
+            s => Some(AlertStatus::parse(s).ok_or_else(|| MonitoringError::Invalid(vec![(
+                "status".into(), "must be pending, firing, acknowledged or resolved".into(),
+            )]))?),
+        };
+        let limit = if m.limit == 0 { 25 } else { m.limit };
+        let (rows, next) = app.alerts(status, Some(m.cursor.as_str()), limit).await?;
+        Ok::<_, MonitoringError>(pb::ListAlertsResponse {
+            alerts: rows.into_iter().map(alert).collect(),
+            next_cursor: next.unwrap_or_default(),
+        })
+    };
+    get_alert, "GetAlert", pb::AlertRef => pb::Alert, |app, m| async move {
+        Ok::<_, MonitoringError>(alert(app.alert(&m.id).await?))
+    };
+    acknowledge_alert, "AcknowledgeAlert", pb::AlertActionRequest => pb::Alert, |app, m| app.rpc_alert_action(m, Action::Acknowledge);
+    resolve_alert, "ResolveAlert", pb::AlertActionRequest => pb::Alert, |app, m| app.rpc_alert_action(m, Action::Resolve);
+    receive_alertmanager, "ReceiveAlertmanager", pb::AlertmanagerRequest => pb::AlertmanagerResponse, |app, m| async move {
+        let alerts = m.alerts.into_iter().map(|a| ExternalAlert {
+            firing: a.status != "resolved",
+            labels: a.labels.into_iter().collect(),
+            annotations: a.annotations.into_iter().collect(),
+            starts_at_ms: a.starts_at_ms,
+            ends_at_ms: a.ends_at_ms,
+            fingerprint: a.fingerprint,
+        }).collect();
+        let (opened, resolved) = app.receive_alertmanager(alerts).await?;
+        Ok::<_, MonitoringError>(pb::AlertmanagerResponse {
+            opened: u32::try_from(opened).unwrap_or(u32::MAX),
+            resolved: u32::try_from(resolved).unwrap_or(u32::MAX),
+        })
+    };
+    report_client_alert, "ReportClientAlert", pb::ClientAlertRequest => pb::Alert, |app, m| async move {
+        let row = app.report_client_alert(ClientAlert {
+            metric: m.metric, page: m.page, value: m.value, message: m.message,
+            severity: m.severity, user_id: m.user_id,
+        }).await?;
+        Ok::<_, MonitoringError>(alert(row))
+    };
+    system_health, "SystemHealth", pb::SystemHealthRequest => pb::SystemHealthResponse, |app, _m| async move {
+        Ok::<_, MonitoringError>(pb::SystemHealthResponse {
+            targets: app.latest_samples().await?.into_iter().map(|s| pb::ProbedTarget {
+                target: s.target, healthy: s.healthy, latency_ms: s.latency_ms,
+                version: s.version.unwrap_or_default(), detail: s.detail.unwrap_or_default(),
+                checked_at_ms: s.checked_at,
+            }).collect(),
         })
     };
 }

@@ -2,10 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alerts;
 mod analytics;
 mod errors;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use portico_monitoring::{Monitoring, MonitoringConfig};
 use portico_proto::monitoring::v1::monitoring_service_client::MonitoringServiceClient;
@@ -25,8 +26,9 @@ pub type Client = MonitoringServiceClient<InterceptedService<Channel, PresentInt
 pub struct Service {
     pub app: Monitoring,
     pub client: Client,
+    pub addr: std::net::SocketAddr,
+    pub db: Arc<TestDb>,
     stop: CancellationToken,
-    _db: TestDb,
 }
 
 impl Drop for Service {
@@ -36,14 +38,25 @@ impl Drop for Service {
 }
 
 impl Service {
+    /// A service on its own new database, evaluator and probes off.
     pub async fn start(backend: Backend) -> Service {
-        let db = TestDb::new(backend, "monitoring");
-        let vars = vec![
+        Service::start_with(Arc::new(TestDb::new(backend, "monitoring")), &[]).await
+    }
+
+    /// A service on `db` (two services on one database are two replicas); `extra` variables
+    /// override the defaults (the evaluator and the probes are off unless `extra` sets them).
+    pub async fn start_with(db: Arc<TestDb>, extra: &[(&str, &str)]) -> Service {
+        let mut vars = vec![
             ("PORTICO_MONITORING_DATABASE_URL", db.url.as_str()),
             ("PORTICO_MONITORING_GRPC_ADDR", "127.0.0.1:0"),
             ("PORTICO_INTERNAL_TOKEN", TOKEN),
             ("PORTICO_PUBLIC_URL", "https://portico.test"),
+            ("PORTICO_ALERT_EVAL_INTERVAL_SECS", "0"),
+            ("PORTICO_MONITORING_PROBE_INTERVAL_SECS", "0"),
+            ("PORTICO_ALERT_WEBHOOKS_ALLOW_PRIVATE", "true"),
         ];
+        vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        vars.extend_from_slice(extra);
         let config = MonitoringConfig::from_vars(&Vars::from_map(vars)).unwrap();
         let stop = CancellationToken::new();
         let started = portico_runtime::service::start(config, stop.clone()).await.unwrap();
@@ -53,8 +66,9 @@ impl Service {
         Service {
             app: started.app,
             client,
+            addr: started.running.addr,
             stop,
-            _db: db,
+            db,
         }
     }
 }

@@ -1,0 +1,2 @@
+-- The table may predate this migration (billing's); it is kept.
+SELECT 1;
