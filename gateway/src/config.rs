@@ -125,6 +125,9 @@ pub struct GatewayConfig {
     /// `/ready` fails this long before the gateway stops accepting, so load balancers stop
     /// sending first.
     pub shutdown_delay: Duration,
+    /// `PORTICO_ROUTE_STATS_FLUSH_SECS` (default 5; 0: off): how often per-route response
+    /// times and status counts go to the monitoring service.
+    pub route_stats_every: Duration,
     /// `PORTICO_API_SUNSET` (default `2027-06-30T00:00:00Z`): when `/api/*` stops answering.
     pub api_sunset: chrono::DateTime<chrono::Utc>,
     /// `PORTICO_API_DEPRECATED_AT` (default `2026-01-01T00:00:00Z`).
@@ -298,6 +301,7 @@ impl GatewayConfig {
                 "PORTICO_SHUTDOWN_DELAY_SECS",
                 Duration::from_secs(if production { 5 } else { 0 }),
             )?,
+            route_stats_every: vars.secs("PORTICO_ROUTE_STATS_FLUSH_SECS", Duration::from_secs(5))?,
             api_sunset: date("PORTICO_API_SUNSET", "2027-06-30T00:00:00Z")?,
             api_deprecated_at: date("PORTICO_API_DEPRECATED_AT", "2026-01-01T00:00:00Z")?,
             workers: vars.positive("PORTICO_HTTP_WORKERS", u32::try_from(cores).unwrap_or(2))? as usize,

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod middleware;
 pub mod paths;
 pub mod ratelimit;
+pub mod route_stats;
 pub mod routes;
 
 use std::{
@@ -97,6 +98,8 @@ pub struct AppState {
     pub health: routes::ops::HealthCache,
     /// Set at shutdown: `/ready` fails while in-flight requests drain.
     pub draining: AtomicBool,
+    /// Per-route response times and status counts, shipped to the monitoring service.
+    pub route_stats: route_stats::RouteStats,
 }
 
 /// Clients of one service, made per thread: each HTTP worker calls a service over its own
@@ -408,6 +411,7 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         auth_failures: AuthFailures::default(),
         health: routes::ops::HealthCache::default(),
         draining: AtomicBool::new(false),
+        route_stats: route_stats::RouteStats::default(),
     }))
 }
 
@@ -667,6 +671,7 @@ pub async fn start_on(
         None => None,
     };
     spawn_background(&state, mailer, &shutdown);
+    route_stats::spawn_shipping(Arc::clone(&state), state.config.route_stats_every, shutdown.clone());
     let handle = server.handle();
     let admin_handle = admin.as_ref().map(actix_web::dev::Server::handle);
     let draining = state.clone();

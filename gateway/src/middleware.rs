@@ -230,6 +230,10 @@ pub async fn pipeline(
             400..=499 => "4xx",
             _ => "5xx",
         };
+        if let Some(s) = &state {
+            s.route_stats
+                .record(&route, &method, status, elapsed * 1000.0, portico_runtime::db::now_ms());
+        }
         metrics::histogram!("portico_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status" => status_class)
             .record(elapsed);
         metrics::counter!("portico_http_requests_total", "method" => method, "route" => route, "status" => status.to_string()).increment(1);

@@ -256,7 +256,8 @@ pub async fn events(
     Ok(Reply(Accepted { accepted: r.accepted }))
 }
 
-/// `?from=&to=` of the dashboard (RFC 3339; default the last 24 hours, at most 93 days).
+/// `?from=&to=&bucket=` of the dashboard (RFC 3339; default the last 24 hours, at most 93
+/// days).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardQuery {
@@ -264,6 +265,92 @@ pub struct DashboardQuery {
     from: Option<DateTime<Utc>>,
     /// End (exclusive; after `from`).
     to: Option<DateTime<Utc>>,
+    /// The API series' time bucket in seconds: a whole number of minutes, at most 1000
+    /// buckets in the range (default: about 60 buckets).
+    #[schema(minimum = 60, maximum = 8035200)]
+    bucket: Option<i64>,
+}
+
+/// Response-time percentiles, milliseconds.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+impl From<Option<pb::Latency>> for Latency {
+    fn from(l: Option<pb::Latency>) -> Self {
+        l.map_or_else(Latency::default, |l| Latency {
+            p50: l.p50,
+            p95: l.p95,
+            p99: l.p99,
+        })
+    }
+}
+
+/// One time bucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiPoint {
+    /// The bucket's start.
+    start: Option<DateTime<Utc>>,
+    requests: i64,
+    /// 5xx answers.
+    errors: i64,
+    /// Percent of requests that were 5xx.
+    error_rate: f64,
+    /// All routes together (absent in a route's own series).
+    latency: Option<Latency>,
+}
+
+impl From<pb::ApiPoint> for ApiPoint {
+    fn from(p: pb::ApiPoint) -> Self {
+        ApiPoint {
+            start: super::at(p.start_ms),
+            error_rate: p.error_rate,
+            requests: p.requests,
+            errors: p.errors,
+            latency: p.latency.map(|l| Some(l).into()),
+        }
+    }
+}
+
+/// One route over the range.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSummary {
+    /// The route template (`/v1/monitoring/errors/{groupId}`).
+    route: String,
+    method: String,
+    requests: i64,
+    /// 5xx answers.
+    server_errors: i64,
+    /// 4xx answers.
+    client_errors: i64,
+    /// Percent of requests that were 5xx.
+    error_rate: f64,
+    latency: Latency,
+    /// Requests and errors per time bucket.
+    series: Vec<ApiPoint>,
+}
+
+/// The API's own performance, as the gateway measured it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSummary {
+    /// The time bucket of the series.
+    bucket_seconds: i64,
+    requests: i64,
+    /// 5xx answers.
+    server_errors: i64,
+    /// Percent of requests that were 5xx.
+    error_rate: f64,
+    latency: Latency,
+    /// The 50 busiest routes, busiest first.
+    routes: Vec<RouteSummary>,
+    /// All routes together, per time bucket.
+    series: Vec<ApiPoint>,
 }
 
 /// Shares of a vital's values by rating.
@@ -335,6 +422,8 @@ pub struct PerformanceDashboard {
     vitals: Vec<VitalSummary>,
     /// The conversion funnel.
     funnel: FunnelSummary,
+    /// Response times, requests and errors per route.
+    api: ApiSummary,
 }
 
 /// GET /analytics/dashboard/performance
@@ -352,6 +441,7 @@ pub async fn dashboard(
             pb::PerformanceDashboardRequest {
                 from_ms: from.timestamp_millis(),
                 to_ms: to.timestamp_millis(),
+                bucket_ms: query.0.bucket.map_or(0, |b| b.saturating_mul(1000)),
             },
             &rid.0,
         ))
@@ -389,6 +479,28 @@ pub async fn dashboard(
                 step: d.biggest_drop_off,
                 sessions: d.biggest_drop_off_sessions,
             }),
+        },
+        api: ApiSummary {
+            bucket_seconds: d.bucket_ms / 1000,
+            error_rate: d.error_rate,
+            requests: d.requests,
+            server_errors: d.server_errors,
+            latency: d.latency.into(),
+            routes: d
+                .routes
+                .into_iter()
+                .map(|r| RouteSummary {
+                    error_rate: r.error_rate,
+                    latency: r.latency.into(),
+                    series: r.series.into_iter().map(ApiPoint::from).collect(),
+                    route: r.route,
+                    method: r.method,
+                    requests: r.requests,
+                    server_errors: r.server_errors,
+                    client_errors: r.client_errors,
+                })
+                .collect(),
+            series: d.series.into_iter().map(ApiPoint::from).collect(),
         },
     }))
 }

@@ -332,3 +332,45 @@ each_backend!(clients_report_performance_alerts, |backend| {
     );
     assert_eq!(alert["annotations"]["summary"], "checkout paints in 9 s");
 });
+
+each_backend!(the_gateway_ships_its_route_times_to_the_dashboard, |backend| {
+    let s = Stack::with(Options::new(backend).var("PORTICO_ROUTE_STATS_FLUSH_SECS", "1")).await;
+    let admin = s.admin().await;
+    let (user, _, _) = s.signup("measured@example.com").await;
+    for _ in 0..5 {
+        assert_eq!(s.get("/v1/auth/me", Some(&user)).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        s.get("/v1/monitoring/alert-rules/nope", Some(&admin)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let mut me = serde_json::Value::Null;
+    for _ in 0..100 {
+        let d = s
+            .get("/v1/analytics/dashboard/performance?bucket=300", Some(&admin))
+            .await;
+        assert_eq!(d.status, StatusCode::OK, "{:?}", d.body);
+        let routes = d.data()["api"]["routes"].as_array().cloned().unwrap_or_default();
+        let found = routes
+            .iter()
+            .find(|r| r["route"] == "/v1/auth/me" && r["requests"].as_i64() >= Some(5));
+        let rule = routes.iter().find(|r| r["route"] == "/v1/monitoring/alert-rules/{id}");
+        if let (Some(found), Some(rule)) = (found, rule) {
+            assert_eq!(rule["clientErrors"], 1, "the 404 counts as a client error: {rule}");
+            assert_eq!(d.data()["api"]["bucketSeconds"], 300);
+            me = found.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(me["method"], "GET", "the route's times reached the dashboard: {me}");
+    assert!(me["latency"]["p50"].as_f64() > Some(0.0), "{me}");
+    assert_eq!(me["serverErrors"], 0);
+    let bad = s
+        .get("/v1/analytics/dashboard/performance?bucket=90", Some(&admin))
+        .await;
+    assert_eq!(
+        (bad.status, bad.fields()),
+        (StatusCode::BAD_REQUEST, vec!["bucket".to_string()])
+    );
+});

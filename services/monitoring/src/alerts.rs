@@ -805,8 +805,13 @@ impl Monitoring {
                     .await?;
                 Ok(probe_series(rule.metric, &samples))
             }
-            // The gateway's route statistics and process memory are not collected yet: no data.
-            Metric::ApiP95Ms | Metric::ApiErrorRate | Metric::MemoryPercent => Ok(vec![]),
+            Metric::ApiP95Ms | Metric::ApiErrorRate => {
+                let health = self.api_health(from, now + 1, rule.route.clone()).await?;
+                let value = health.map(|(p95, rate)| if rule.metric == Metric::ApiP95Ms { p95 } else { rate });
+                Ok(vec![(none(), value)])
+            }
+            // Process memory is not collected yet: no data.
+            Metric::MemoryPercent => Ok(vec![]),
         }
     }
 

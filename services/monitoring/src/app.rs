@@ -505,7 +505,9 @@ impl Monitoring {
             .db
             .write(move |conn| {
                 Ok::<_, MonitoringError>(
-                    store::purge_events(conn, before)? + crate::analytics_store::purge(conn, before)?,
+                    store::purge_events(conn, before)?
+                        + crate::analytics_store::purge(conn, before)?
+                        + crate::routes_store::purge(conn, before)?,
                 )
             })
             .await

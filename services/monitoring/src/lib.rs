@@ -21,6 +21,8 @@ pub mod app;
 pub mod domain;
 pub mod error;
 pub mod probes;
+pub mod routes;
+pub mod routes_store;
 pub mod service;
 pub mod store;
 pub mod webhooks;

@@ -14,6 +14,7 @@ use crate::{
         grouping::Frame,
     },
     error::MonitoringError,
+    routes::{Latency, Point, RouteStat, error_rate},
     store::{GroupRow, ProjectRow},
 };
 
@@ -114,6 +115,24 @@ fn draft(m: pb::AlertRuleInput) -> Draft {
         repeat_interval_seconds: m.repeat_interval_seconds,
         notify: m.notify,
         enabled: m.enabled,
+    }
+}
+
+fn latency(l: Latency) -> pb::Latency {
+    pb::Latency {
+        p50: l.p50,
+        p95: l.p95,
+        p99: l.p99,
+    }
+}
+
+fn point(p: Point) -> pb::ApiPoint {
+    pb::ApiPoint {
+        start_ms: p.start,
+        requests: p.requests,
+        errors: p.errors,
+        latency: (p.latency != Latency::default()).then(|| latency(p.latency)),
+        error_rate: error_rate(p.requests, p.errors),
     }
 }
 
@@ -277,6 +296,8 @@ monitoring_rpcs! {
     };
     performance_dashboard, "PerformanceDashboard", pb::PerformanceDashboardRequest => pb::PerformanceDashboard, |app, m| async move {
         let d = app.dashboard(m.from_ms, m.to_ms).await?;
+        let bucket_ms = crate::routes::time_bucket(m.from_ms, m.to_ms, m.bucket_ms)?;
+        let api = app.api_dashboard(m.from_ms, m.to_ms, bucket_ms).await?;
         let (drop, lost) = d.funnel.biggest_drop_off.map_or((String::new(), 0), |(s, n)| (s.to_string(), n));
         Ok::<_, MonitoringError>(pb::PerformanceDashboard {
             vitals: d.vitals.into_iter().map(|v| pb::VitalSummary {
@@ -288,7 +309,28 @@ monitoring_rpcs! {
             }).collect(),
             biggest_drop_off: drop,
             biggest_drop_off_sessions: lost,
+            bucket_ms: api.bucket_ms,
+            requests: api.requests,
+            server_errors: api.server_errors,
+            latency: Some(latency(api.latency)),
+            error_rate: error_rate(api.requests, api.server_errors),
+            routes: api.routes.into_iter().map(|r| pb::RouteSummary {
+                error_rate: error_rate(r.requests, r.server_errors),
+                route: r.route, method: r.method, requests: r.requests, server_errors: r.server_errors,
+                client_errors: r.client_errors, latency: Some(latency(r.latency)),
+                series: r.series.into_iter().map(point).collect(),
+            }).collect(),
+            series: api.series.into_iter().map(point).collect(),
         })
+    };
+    record_route_stats, "RecordRouteStats", pb::RecordRouteStatsRequest => pb::RecordRouteStatsResponse, |app, m| async move {
+        let stats = m.stats.into_iter().map(|s| RouteStat {
+            minute_ms: s.minute_ms, route: s.route, method: s.method, requests: s.requests,
+            server_errors: s.server_errors, client_errors: s.client_errors,
+            buckets: s.buckets.into_iter().map(|b| (b.bucket, b.count)).collect(),
+        }).collect();
+        let recorded = app.record_route_stats(stats).await?;
+        Ok::<_, MonitoringError>(pb::RecordRouteStatsResponse { recorded: u32::try_from(recorded).unwrap_or(u32::MAX) })
     };
     create_alert_rule, "CreateAlertRule", pb::AlertRuleInput => pb::AlertRule, |app, m| async move {
         Ok::<_, MonitoringError>(alert_rule(app.create_rule(draft(m)).await?))

@@ -24,6 +24,7 @@ async fn dashboard(s: &Service) -> pb::PerformanceDashboard {
         .performance_dashboard(pb::PerformanceDashboardRequest {
             from_ms: now - 3_600_000,
             to_ms: now + 60_000,
+            bucket_ms: 0,
         })
         .await
         .unwrap()
@@ -207,7 +208,11 @@ each_backend!(events_are_checked_item_by_item, |backend| {
     let range = s
         .client
         .clone()
-        .performance_dashboard(pb::PerformanceDashboardRequest { from_ms: 10, to_ms: 5 })
+        .performance_dashboard(pb::PerformanceDashboardRequest {
+            from_ms: 10,
+            to_ms: 5,
+            bucket_ms: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(range.code(), Code::InvalidArgument);

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod analytics;
+mod api;
 mod errors;
 
 use std::{sync::Arc, time::Duration};

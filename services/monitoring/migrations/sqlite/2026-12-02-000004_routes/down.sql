@@ -1,0 +1,2 @@
+DROP TABLE route_buckets;
+DROP TABLE route_counts;

@@ -1,0 +1,164 @@
+//! The gateway's per-route measurements: shipments add up per minute, the dashboard answers
+//! per-route percentiles, counts over time buckets and the error rate, and the API rules fire
+//! on them.
+
+use portico_proto::monitoring::v1 as pb;
+use portico_runtime::db::now_ms;
+use portico_sketch::bucket_of;
+use tonic::Code;
+
+use crate::{Service, each_backend};
+
+const MINUTE: i64 = 60_000;
+
+fn stat(minute: i64, route: &str, requests: i64, errors: i64, latency_ms: f64) -> pb::RouteStat {
+    pb::RouteStat {
+        minute_ms: minute,
+        route: route.into(),
+        method: "GET".into(),
+        requests,
+        server_errors: errors,
+        client_errors: 0,
+        buckets: vec![pb::HistogramBucket {
+            bucket: bucket_of(latency_ms),
+            count: requests,
+        }],
+    }
+}
+
+async fn dashboard(s: &Service, from: i64, to: i64, bucket_ms: i64) -> Result<pb::PerformanceDashboard, tonic::Status> {
+    s.client
+        .clone()
+        .performance_dashboard(pb::PerformanceDashboardRequest {
+            from_ms: from,
+            to_ms: to,
+            bucket_ms,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+each_backend!(
+    route_stats_add_up_and_answer_percentiles_counts_and_error_rates,
+    |backend| {
+        let s = Service::start(backend).await;
+        let t0 = (now_ms() - 3_600_000) / MINUTE * MINUTE;
+        let mut client = s.client.clone();
+        // Two gateways ship the same minute; a slow route with errors, a fast one without.
+        for _ in 0..2 {
+            client
+                .record_route_stats(pb::RecordRouteStatsRequest {
+                    stats: vec![
+                        stat(t0, "/v1/slow", 50, 5, 900.0),
+                        stat(t0 + 5 * MINUTE, "/v1/slow", 50, 0, 1100.0),
+                        stat(t0 + 5 * MINUTE, "/v1/fast", 300, 0, 3.0),
+                    ],
+                })
+                .await
+                .unwrap();
+        }
+        let d = dashboard(&s, t0, t0 + 10 * MINUTE, 5 * MINUTE).await.unwrap();
+        assert_eq!(
+            (d.bucket_ms, d.requests, d.server_errors),
+            (5 * MINUTE, 800, 10),
+            "{backend:?}"
+        );
+        assert_eq!(
+            d.routes.iter().map(|r| r.route.as_str()).collect::<Vec<_>>(),
+            ["/v1/fast", "/v1/slow"],
+            "busiest first"
+        );
+        let slow = &d.routes[1];
+        assert_eq!((slow.requests, slow.server_errors), (200, 10));
+        let l = slow.latency.unwrap_or_default();
+        assert!(
+            (l.p50 - 900.0).abs() < 20.0 && (l.p99 - 1100.0).abs() < 25.0,
+            "{backend:?}: {l:?}"
+        );
+        assert_eq!(
+            slow.series.iter().map(|p| (p.requests, p.errors)).collect::<Vec<_>>(),
+            [(100, 10), (100, 0)]
+        );
+        assert_eq!(d.series.len(), 2);
+        assert_eq!((d.series[1].start_ms, d.series[1].requests), (t0 + 5 * MINUTE, 700));
+        let p95 = d.series[0].latency.unwrap_or_default().p95;
+        assert!(
+            (p95 - 900.0).abs() < 20.0,
+            "{backend:?}: the first bucket holds only the slow route: {p95}"
+        );
+
+        let bad = dashboard(&s, t0, t0 + 10 * MINUTE, 90_000).await.unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert!(format!("{bad:?}").contains("bucket"));
+        let refused = client
+            .record_route_stats(pb::RecordRouteStatsRequest {
+                stats: vec![pb::RouteStat {
+                    requests: -1,
+                    ..stat(t0, "", 1, 0, 1.0)
+                }],
+            })
+            .await
+            .unwrap_err();
+        assert!(format!("{refused:?}").contains("stats[0].route"), "{refused:?}");
+    }
+);
+
+each_backend!(api_rules_fire_on_the_gateways_measurements, |backend| {
+    let s = Service::start(backend).await;
+    let mut client = s.client.clone();
+    for (name, metric, threshold, route) in [
+        ("Slow API", "api_p95_ms", 1000.0, ""),
+        ("Errors on /v1/slow", "api_error_rate", 5.0, "/v1/slow"),
+    ] {
+        client
+            .create_alert_rule(pb::AlertRuleInput {
+                name: name.into(),
+                metric: metric.into(),
+                route: route.into(),
+                condition: "gt".into(),
+                threshold,
+                window_seconds: 300,
+                severity: "critical".into(),
+                enabled: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let now = now_ms();
+    assert_eq!(
+        s.app.evaluate_at(now).await.unwrap(),
+        Default::default(),
+        "{backend:?}: no traffic, no alert"
+    );
+    client
+        .record_route_stats(pb::RecordRouteStatsRequest {
+            stats: vec![
+                stat(now, "/v1/slow", 100, 10, 2500.0),
+                stat(now, "/v1/fast", 100, 0, 2500.0),
+            ],
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.app.evaluate_at(now).await.unwrap().fired, 2, "{backend:?}");
+    let firing = client
+        .list_alerts(pb::ListAlertsRequest {
+            status: "firing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    let rate = firing
+        .iter()
+        .find(|a| a.name == "Errors on /v1/slow")
+        .and_then(|a| a.value);
+    assert_eq!(rate, Some(10.0), "{backend:?}: 10 of 100 on that route");
+    // Ten minutes later the window is empty: both clear.
+    assert_eq!(
+        s.app.evaluate_at(now + 10 * MINUTE).await.unwrap().resolved,
+        2,
+        "{backend:?}"
+    );
+});
