@@ -87,6 +87,16 @@ async fn timed<T, E: std::fmt::Display>(
     (outcome, started.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// A process's memory and CPU as the reports show them.
+fn process_json(p: &ops::ProcessStats) -> Value {
+    json!({
+        "rssBytes": p.rss_bytes,
+        "memoryLimitBytes": p.memory_limit_bytes,
+        "memoryPercent": p.memory_percent,
+        "cpuPercent": p.cpu_percent,
+    })
+}
+
 /// Probes the database, Redis and every service side by side, each under its own deadline.
 async fn probe_all(state: &AppState, rid: &str) -> Vec<Check> {
     let database = async {
@@ -125,6 +135,7 @@ async fn probe_all(state: &AppState, rid: &str) -> Vec<Check> {
                 let info = info.into_inner();
                 let detail = json!({
                     "version": info.version,
+                    "process": info.process.as_ref().map(process_json),
                     "startedAt": chrono::DateTime::from_timestamp_millis(info.started_at_ms).map(|d| d.to_rfc3339()),
                     "dependencies": info.dependencies.iter().map(|d| json!({
                         "name": d.name, "status": if d.healthy { "up" } else { "down" },
@@ -185,7 +196,7 @@ pub struct DependencyCheck {
     status: UpDown,
     /// How long the probe took.
     latency_ms: f64,
-    /// An error, or a service's version and own dependencies.
+    /// An error, or a service's version, process (memory and CPU) and own dependencies.
     #[schema(value_type = Option<Object>)]
     detail: Value,
 }
@@ -198,6 +209,10 @@ pub struct GatewayInfo {
     version: &'static str,
     /// Seconds since it started.
     uptime_seconds: u64,
+    /// Its memory (`rssBytes`, `memoryLimitBytes`, `memoryPercent`) and CPU (`cpuPercent`
+    /// of one core since the previous report); absent where the platform cannot say.
+    #[schema(value_type = Option<Object>)]
+    process: Value,
 }
 
 /// Every dependency, probed side by side.
@@ -222,6 +237,8 @@ pub async fn detailed(state: web::Data<AppState>, rid: Rid) -> Result<Reply<Heal
         gateway: GatewayInfo {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: state.started.elapsed().as_secs(),
+            process: portico_runtime::process::stats()
+                .map_or(Value::Null, |p| process_json(&ops::ProcessStats::from(p))),
         },
         dependencies: checks
             .iter()

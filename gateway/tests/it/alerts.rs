@@ -374,3 +374,29 @@ each_backend!(the_gateway_ships_its_route_times_to_the_dashboard, |backend| {
         (StatusCode::BAD_REQUEST, vec!["bucket".to_string()])
     );
 });
+
+each_backend!(system_health_reports_every_process_memory_and_cpu, |backend| {
+    let s = Stack::start(backend).await;
+    let admin = s.admin().await;
+    let (user, _, _) = s.signup("curious@example.com").await;
+    assert_eq!(
+        s.get("/v1/analytics/system/health", Some(&user)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = s.get("/v1/analytics/system/health", Some(&admin)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let gateway = &r.data()["gateway"]["process"];
+    assert!(gateway["rssBytes"].as_u64() > Some(0), "{gateway}");
+    assert!(gateway["memoryPercent"].as_f64() > Some(0.0), "{gateway}");
+    let deps = r.data()["dependencies"].as_array().cloned().unwrap_or_default();
+    for service in ["beta", "media", "workflow", "billing", "monitoring"] {
+        let d = deps
+            .iter()
+            .find(|d| d["name"] == service)
+            .unwrap_or_else(|| panic!("{service} in {deps:?}"));
+        assert_eq!(d["status"], "up", "{d}");
+        assert!(!d["detail"]["version"].as_str().unwrap_or_default().is_empty(), "{d}");
+        assert!(d["detail"]["process"]["memoryLimitBytes"].as_u64() > Some(0), "{d}");
+        assert!(d["detail"]["process"]["cpuPercent"].as_f64() >= Some(0.0), "{d}");
+    }
+});

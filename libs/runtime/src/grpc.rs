@@ -270,6 +270,7 @@ impl Ops for OpsInfo {
             started_at_ms: self.started_at_ms,
             dependencies,
             caches,
+            process: crate::process::stats().map(ops::ProcessStats::from),
         }))
     }
 }

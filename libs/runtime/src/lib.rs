@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod lease;
 pub mod metrics;
 pub mod outbox;
+pub mod process;
 pub mod redis;
 pub mod service;
 pub mod shutdown;

@@ -798,7 +798,7 @@ impl Monitoring {
                 };
                 Ok(series)
             }
-            Metric::ServiceDown | Metric::CacheHitRate => {
+            Metric::ServiceDown | Metric::CacheHitRate | Metric::MemoryPercent => {
                 let samples = self
                     .db()
                     .run(move |conn| Ok::<_, MonitoringError>(store::samples_since(conn, from)?))
@@ -810,8 +810,6 @@ impl Monitoring {
                 let value = health.map(|(p95, rate)| if rule.metric == Metric::ApiP95Ms { p95 } else { rate });
                 Ok(vec![(none(), value)])
             }
-            // Process memory is not collected yet: no data.
-            Metric::MemoryPercent => Ok(vec![]),
         }
     }
 
@@ -1012,8 +1010,9 @@ fn external_row(
 }
 
 /// Series of the probe metrics: per target, 1/0 for down/up from its latest sample; per
-/// service, the cache hit rate (percent) from its counters' growth over the window (a
-/// restarted process, whose counters fell, is measured from its restart).
+/// service, its memory (percent of its limit) from the latest sample, and the cache hit rate
+/// (percent) from its counters' growth over the window (a restarted process, whose counters
+/// fell, is measured from its restart).
 fn probe_series(metric: alert::Metric, samples: &[ProbeSample]) -> Vec<(BTreeMap<String, String>, Option<f64>)> {
     let mut by_target: BTreeMap<&str, Vec<&ProbeSample>> = BTreeMap::new();
     for s in samples {
@@ -1026,6 +1025,11 @@ fn probe_series(metric: alert::Metric, samples: &[ProbeSample]) -> Vec<(BTreeMap
         match metric {
             alert::Metric::ServiceDown => series.push((labels, Some(if last.healthy { 0.0 } else { 1.0 }))),
             _ if target.contains('/') || !last.healthy => {}
+            alert::Metric::MemoryPercent => {
+                if let Some(m) = last.memory_percent {
+                    series.push((labels, Some(m)));
+                }
+            }
             _ => {
                 // Back from the latest while the counters only grew: a fall is a restart.
                 let mut first = *last;
@@ -1097,6 +1101,7 @@ mod tests {
             detail: None,
             cache_hits: hits,
             cache_lookups: lookups,
+            memory_percent: Some(hits as f64),
         }
     }
 

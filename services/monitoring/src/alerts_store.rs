@@ -74,6 +74,7 @@ pub mod schema {
             detail -> Nullable<Text>,
             cache_hits -> BigInt,
             cache_lookups -> BigInt,
+            memory_percent -> Nullable<Double>,
         }
     }
 
@@ -148,6 +149,8 @@ pub struct ProbeSample {
     pub detail: Option<String>,
     pub cache_hits: i64,
     pub cache_lookups: i64,
+    /// A service's memory as a percentage of what it may use (none for dependencies).
+    pub memory_percent: Option<f64>,
 }
 
 /// Records `name` as seeded: true the first time (the caller then seeds).

@@ -53,6 +53,7 @@ impl Prober {
                 detail: Some(detail.chars().take(MAX_DETAIL).collect()),
                 cache_hits: 0,
                 cache_lookups: 0,
+                memory_percent: None,
             };
             match answer {
                 Err(_) => vec![down("timed out".into())],
@@ -71,6 +72,7 @@ impl Prober {
                         detail: None,
                         cache_hits: i64::try_from(hits).unwrap_or(i64::MAX),
                         cache_lookups: i64::try_from(lookups).unwrap_or(i64::MAX),
+                        memory_percent: info.process.as_ref().map(|p| p.memory_percent),
                     }];
                     samples.extend(info.dependencies.into_iter().map(|d| ProbeSample {
                         target: format!("{name}/{}", d.name),
@@ -81,6 +83,7 @@ impl Prober {
                         detail: (!d.detail.is_empty()).then(|| d.detail.chars().take(MAX_DETAIL).collect()),
                         cache_hits: 0,
                         cache_lookups: 0,
+                        memory_percent: None,
                     }));
                     samples
                 }

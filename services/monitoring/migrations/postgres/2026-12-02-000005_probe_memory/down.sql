@@ -1,0 +1,1 @@
+ALTER TABLE probe_samples DROP COLUMN memory_percent;
