@@ -20,6 +20,24 @@ pub mod schema {
     }
 
     diesel::table! {
+        vital_hours (hour, name, rating, bucket) {
+            hour -> BigInt,
+            name -> Text,
+            rating -> Text,
+            bucket -> Integer,
+            count -> Integer,
+        }
+    }
+
+    diesel::table! {
+        funnel_hours (hour, step) {
+            hour -> BigInt,
+            step -> Text,
+            sessions -> Integer,
+        }
+    }
+
+    diesel::table! {
         funnel_steps (session_id, step) {
             session_id -> Text,
             step -> Text,
@@ -41,7 +59,9 @@ pub mod schema {
     }
 }
 
-use schema::{analytics_events, funnel_steps, vital_buckets};
+use schema::{analytics_events, funnel_hours, funnel_steps, vital_buckets, vital_hours};
+
+use crate::rollup::{self, hour_of};
 
 /// Vitals are kept per minute: a bucket's `minute` is its start, in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
@@ -93,22 +113,70 @@ pub fn add_vitals(conn: &mut DbConnection, rows: &[VitalBucket]) -> QueryResult<
             .set(vital_buckets::count.eq(vital_buckets::count + excluded(vital_buckets::count)))
             .execute(c))?;
     }
+    // The same counts, per hour, without the dimensions dashboards do not read.
+    let mut hours: std::collections::BTreeMap<(i64, &str, &str, i32), i32> = std::collections::BTreeMap::new();
+    for row in rows {
+        *hours
+            .entry((hour_of(row.minute), &row.name, &row.rating, row.bucket))
+            .or_default() += row.count;
+    }
+    for ((hour, name, rating, bucket), count) in hours {
+        on_backend!(conn, |c| diesel::insert_into(vital_hours::table)
+            .values((
+                vital_hours::hour.eq(hour),
+                vital_hours::name.eq(name),
+                vital_hours::rating.eq(rating),
+                vital_hours::bucket.eq(bucket),
+                vital_hours::count.eq(count),
+            ))
+            .on_conflict((
+                vital_hours::hour,
+                vital_hours::name,
+                vital_hours::rating,
+                vital_hours::bucket
+            ))
+            .do_update()
+            .set(vital_hours::count.eq(vital_hours::count + excluded(vital_hours::count)))
+            .execute(c))?;
+    }
     Ok(())
 }
 
 /// Summed counts per (vital, rating, bucket) of the minutes in `[from, to)`.
+/// (A bucket may come twice: from the hours and from the minutes at the edges.)
 pub fn vital_histograms(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<Vec<(String, String, i32, i64)>> {
-    let rows: Vec<(String, String, i32, Option<i64>)> = vital_buckets::table
-        .filter(vital_buckets::minute.ge(from))
-        .filter(vital_buckets::minute.lt(to))
-        .group_by((vital_buckets::name, vital_buckets::rating, vital_buckets::bucket))
-        .select((
-            vital_buckets::name,
-            vital_buckets::rating,
-            vital_buckets::bucket,
-            diesel::dsl::sum(vital_buckets::count),
-        ))
-        .load(conn)?;
+    let split = rollup::split(from, to);
+    let mut rows: Vec<(String, String, i32, Option<i64>)> = Vec::new();
+    if let Some((a, b)) = split.hours {
+        rows.extend(
+            vital_hours::table
+                .filter(vital_hours::hour.ge(a))
+                .filter(vital_hours::hour.lt(b))
+                .group_by((vital_hours::name, vital_hours::rating, vital_hours::bucket))
+                .select((
+                    vital_hours::name,
+                    vital_hours::rating,
+                    vital_hours::bucket,
+                    diesel::dsl::sum(vital_hours::count),
+                ))
+                .load::<(String, String, i32, Option<i64>)>(conn)?,
+        );
+    }
+    for (a, b) in split.minutes {
+        rows.extend(
+            vital_buckets::table
+                .filter(vital_buckets::minute.ge(a))
+                .filter(vital_buckets::minute.lt(b))
+                .group_by((vital_buckets::name, vital_buckets::rating, vital_buckets::bucket))
+                .select((
+                    vital_buckets::name,
+                    vital_buckets::rating,
+                    vital_buckets::bucket,
+                    diesel::dsl::sum(vital_buckets::count),
+                ))
+                .load::<(String, String, i32, Option<i64>)>(conn)?,
+        );
+    }
     Ok(rows.into_iter().map(|(n, r, b, c)| (n, r, b, c.unwrap_or(0))).collect())
 }
 
@@ -129,17 +197,49 @@ pub fn record_step(
         ))
         .on_conflict_do_nothing()
         .execute(c))?;
+    if n == 1 {
+        on_backend!(conn, |c| diesel::insert_into(funnel_hours::table)
+            .values((
+                funnel_hours::hour.eq(hour_of(at)),
+                funnel_hours::step.eq(step),
+                funnel_hours::sessions.eq(1),
+            ))
+            .on_conflict((funnel_hours::hour, funnel_hours::step))
+            .do_update()
+            .set(funnel_hours::sessions.eq(funnel_hours::sessions + 1))
+            .execute(c))?;
+    }
     Ok(n == 1)
 }
 
-/// Sessions per step reached in `[from, to)`.
+/// Sessions per step reached in `[from, to)`: whole hours from the hourly counts, the edges
+/// from the steps themselves.
 pub fn step_counts(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<Vec<(String, i64)>> {
-    funnel_steps::table
-        .filter(funnel_steps::occurred_at.ge(from))
-        .filter(funnel_steps::occurred_at.lt(to))
-        .group_by(funnel_steps::step)
-        .select((funnel_steps::step, diesel::dsl::count_star()))
-        .load(conn)
+    let split = rollup::split(from, to);
+    let mut counts: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    if let Some((a, b)) = split.hours {
+        let rows: Vec<(String, Option<i64>)> = funnel_hours::table
+            .filter(funnel_hours::hour.ge(a))
+            .filter(funnel_hours::hour.lt(b))
+            .group_by(funnel_hours::step)
+            .select((funnel_hours::step, diesel::dsl::sum(funnel_hours::sessions)))
+            .load(conn)?;
+        for (step, n) in rows {
+            *counts.entry(step).or_default() += n.unwrap_or(0);
+        }
+    }
+    for (a, b) in split.minutes {
+        let rows: Vec<(String, i64)> = funnel_steps::table
+            .filter(funnel_steps::occurred_at.ge(a))
+            .filter(funnel_steps::occurred_at.lt(b))
+            .group_by(funnel_steps::step)
+            .select((funnel_steps::step, diesel::dsl::count_star()))
+            .load(conn)?;
+        for (step, n) in rows {
+            *counts.entry(step).or_default() += n;
+        }
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// A product event to keep.
@@ -170,7 +270,8 @@ pub fn erase_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> 
 }
 
 /// Drops what is older than `before` (retention): raw events and funnel steps; vital
-/// buckets are kept (they hold no personal data and are what dashboards read).
+/// buckets and the hourly counts are kept (they hold no personal data and are what
+/// dashboards read).
 pub fn purge(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
     let events =
         diesel::delete(analytics_events::table.filter(analytics_events::occurred_at.lt(before))).execute(conn)?;

@@ -21,6 +21,7 @@ pub mod app;
 pub mod domain;
 pub mod error;
 pub mod probes;
+pub mod rollup;
 pub mod routes;
 pub mod routes_store;
 pub mod service;

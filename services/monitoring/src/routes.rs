@@ -11,6 +11,7 @@ use crate::{
     Monitoring,
     analytics_store::MINUTE_MS,
     error::MonitoringError,
+    rollup::HOUR_MS,
     routes_store::{self as store, RouteBucket, RouteCount},
 };
 
@@ -229,28 +230,31 @@ impl Monitoring {
     /// Per-route percentiles and counts over `[from, to)` in time buckets of `bucket_ms`.
     pub async fn api_dashboard(&self, from: i64, to: i64, bucket_ms: i64) -> Result<ApiDashboard, MonitoringError> {
         let first = from / MINUTE_MS * MINUTE_MS;
+        // Time buckets sit on a grid from the epoch (a bucket of whole hours starts on an hour),
+        // so whole-hour buckets can be read from the hourly rollup.
+        let hourly = bucket_ms % HOUR_MS == 0;
+        let origin = first.div_euclid(bucket_ms) * bucket_ms;
         let (totals, hist, minutes, minute_hist) = self
             .db()
             .run(move |conn| {
                 Ok::<_, MonitoringError>((
                     store::totals(conn, first, to, None)?,
                     store::histograms(conn, first, to, None)?,
-                    store::minute_counts(conn, first, to)?,
-                    store::minute_histograms(conn, first, to)?,
+                    store::minute_counts(conn, first, to, hourly)?,
+                    store::minute_histograms(conn, first, to, hourly)?,
                 ))
             })
             .await?;
-        let slot = |minute: i64| first + (minute - first) / bucket_ms * bucket_ms;
-        let slots = ceil_div((to - first).max(1), bucket_ms);
+        let slots = ceil_div((to - origin).max(1), bucket_ms);
         let empty = || -> Vec<Point> {
             (0..slots)
                 .map(|i| Point {
-                    start: first + i * bucket_ms,
+                    start: origin + i * bucket_ms,
                     ..Point::default()
                 })
                 .collect()
         };
-        let index = |minute: i64| usize::try_from((slot(minute) - first) / bucket_ms).unwrap_or(0);
+        let index = |minute: i64| usize::try_from((minute - origin) / bucket_ms).unwrap_or(0);
 
         let mut routes: Vec<RouteSummary> = totals
             .into_iter()

@@ -42,7 +42,8 @@ each_backend!(
     route_stats_add_up_and_answer_percentiles_counts_and_error_rates,
     |backend| {
         let s = Service::start(backend).await;
-        let t0 = (now_ms() - 3_600_000) / MINUTE * MINUTE;
+        // On the 10-minute grid, so the 5-minute buckets start at t0.
+        let t0 = (now_ms() - 3_600_000) / (10 * MINUTE) * (10 * MINUTE);
         let mut client = s.client.clone();
         // Two gateways ship the same minute; a slow route with errors, a fast one without.
         for _ in 0..2 {
@@ -162,3 +163,70 @@ each_backend!(api_rules_fire_on_the_gateways_measurements, |backend| {
         "{backend:?}"
     );
 });
+
+each_backend!(
+    a_range_reads_whole_hours_from_the_rollup_and_its_edges_from_minutes,
+    |backend| {
+        let s = Service::start(backend).await;
+        let mut client = s.client.clone();
+        let hour = 60 * MINUTE;
+        let h0 = (now_ms() - 6 * hour) / hour * hour;
+        // One request a minute for four hours, each a minute's worth of one route; one LCP and one
+        // funnel step a minute.
+        let stats: Vec<pb::RouteStat> = (0..240)
+            .map(|m| stat(h0 + m * MINUTE, "/v1/x", 1, i64::from(m % 10 == 0), 10.0))
+            .collect();
+        client
+            .record_route_stats(pb::RecordRouteStatsRequest { stats })
+            .await
+            .unwrap();
+        for chunk in (0..240).collect::<Vec<i64>>().chunks(100) {
+            let metrics = chunk
+                .iter()
+                .map(|m| pb::Metric {
+                    name: "LCP".into(),
+                    value: 1000.0,
+                    occurred_at_ms: h0 + m * MINUTE,
+                    ..Default::default()
+                })
+                .collect();
+            client
+                .record_metrics(pb::RecordMetricsRequest { metrics })
+                .await
+                .unwrap();
+        }
+        for m in 0..240 {
+            client
+                .record_funnel_step(pb::RecordFunnelStepRequest {
+                    session_id: format!("s{m}"),
+                    step: "effect_discovery".into(),
+                    occurred_at_ms: h0 + m * MINUTE,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        // 00:30 to 03:15: two whole hours and 45 minutes of edges = 165 minutes.
+        let (from, to) = (h0 + 30 * MINUTE, h0 + 3 * hour + 15 * MINUTE);
+        let d = dashboard(&s, from, to, hour).await.unwrap();
+        assert_eq!(d.requests, 165, "{backend:?}");
+        let errors = (30..195).filter(|m| m % 10 == 0).count() as i64;
+        assert_eq!(d.server_errors, errors, "{backend:?}");
+        assert_eq!(
+            d.series.iter().map(|p| p.requests).collect::<Vec<_>>(),
+            [30, 60, 60, 15],
+            "{backend:?}: hour buckets"
+        );
+        assert_eq!(d.routes[0].requests, 165);
+        let lcp = d.vitals.iter().find(|v| v.name == "LCP").map(|v| v.count);
+        assert_eq!(lcp, Some(165), "{backend:?}");
+        assert_eq!(d.funnel[0].sessions, 165, "{backend:?}");
+        // The same range in 5-minute buckets reads minutes only and agrees.
+        let fine = dashboard(&s, from, to, 5 * MINUTE).await.unwrap();
+        assert_eq!(
+            (fine.requests, fine.server_errors, fine.series.len()),
+            (165, errors, 33),
+            "{backend:?}"
+        );
+    }
+);
