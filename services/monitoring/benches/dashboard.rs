@@ -127,6 +127,15 @@ fn dashboard(c: &mut Criterion) {
                     (d, api)
                 })
             });
+            // Its two halves: vitals and the funnel; the API's per-route figures.
+            group.bench_function(format!("{name}/vitals_funnel"), |b| {
+                b.to_async(&rt)
+                    .iter(|| async { app.dashboard(from, to).await.unwrap() })
+            });
+            group.bench_function(format!("{name}/api"), |b| {
+                b.to_async(&rt)
+                    .iter(|| async { app.api_dashboard(from, to, bucket).await.unwrap() })
+            });
         }
         group.finish();
         stop.cancel();
