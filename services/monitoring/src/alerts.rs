@@ -467,10 +467,10 @@ impl Monitoring {
             Some(rule_id) => store::rule(conn, rule_id)?.map(|r| r.notify),
             None => None,
         };
-        let allow = true;
+        // Stored targets were checked when written.
         Ok(notify_strings(stored.as_deref().unwrap_or(&row.notify))
             .iter()
-            .filter_map(|t| Target::parse(t, allow).ok())
+            .filter_map(|t| Target::parse(t, true).ok())
             .collect())
     }
 

@@ -300,18 +300,24 @@ pub fn histograms(
     Ok(rows.into_iter().map(|(r, m, b, c)| (r, m, b, c.unwrap_or(0))).collect())
 }
 
-/// Per (minute, route, method): requests and server errors over `[from, to)`. With `hourly`
-/// (time buckets of whole hours, aligned), whole hours come from the rollup as rows at the
-/// hour's start.
-pub fn minute_counts(conn: &mut DbConnection, from: i64, to: i64, hourly: bool) -> QueryResult<Vec<MinuteCount>> {
-    let split = if hourly {
+/// How a series over `[from, to)` is read: whole hours from the rollup when `hourly`, else
+/// every minute.
+fn series_split(from: i64, to: i64, hourly: bool) -> rollup::Split {
+    if hourly {
         rollup::split(from, to)
     } else {
         rollup::Split {
             hours: None,
             minutes: vec![(from, to)],
         }
-    };
+    }
+}
+
+/// Per (minute, route, method): requests and server errors over `[from, to)`. With `hourly`
+/// (time buckets of whole hours, aligned), whole hours come from the rollup as rows at the
+/// hour's start.
+pub fn minute_counts(conn: &mut DbConnection, from: i64, to: i64, hourly: bool) -> QueryResult<Vec<MinuteCount>> {
+    let split = series_split(from, to, hourly);
     let mut rows: Vec<(i64, String, String, i32, i32)> = Vec::new();
     if let Some((a, b)) = split.hours {
         rows.extend(
@@ -363,14 +369,7 @@ pub fn minute_histograms(
     to: i64,
     hourly: bool,
 ) -> QueryResult<Vec<(i64, i32, i64)>> {
-    let split = if hourly {
-        rollup::split(from, to)
-    } else {
-        rollup::Split {
-            hours: None,
-            minutes: vec![(from, to)],
-        }
-    };
+    let split = series_split(from, to, hourly);
     let mut rows: Vec<(i64, i32, Option<i64>)> = Vec::new();
     if let Some((a, b)) = split.hours {
         rows.extend(
