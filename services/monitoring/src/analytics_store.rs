@@ -61,10 +61,9 @@ pub mod schema {
 
 use schema::{analytics_events, funnel_hours, funnel_steps, vital_buckets, vital_hours};
 
-use crate::rollup::{self, hour_of};
-
 /// Vitals are kept per minute: a bucket's `minute` is its start, in milliseconds.
-pub const MINUTE_MS: i64 = 60_000;
+pub use crate::rollup::MINUTE_MS;
+use crate::rollup::{self, HOUR_MS, hour_of};
 
 /// One histogram bucket's count to add.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Insertable)]
@@ -145,10 +144,10 @@ pub fn add_vitals(conn: &mut DbConnection, rows: &[VitalBucket]) -> QueryResult<
 /// Summed counts per (vital, rating, bucket) of the minutes in `[from, to)`.
 /// (A bucket may come twice: from the hours and from the minutes at the edges.)
 pub fn vital_histograms(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<Vec<(String, String, i32, i64)>> {
-    let split = rollup::split(from, to);
     let mut rows: Vec<(String, String, i32, Option<i64>)> = Vec::new();
-    if let Some((a, b)) = split.hours {
-        rows.extend(
+    for part in rollup::split(from, to, HOUR_MS) {
+        let (a, b) = (part.from, part.to);
+        rows.extend(if part.span == HOUR_MS {
             vital_hours::table
                 .filter(vital_hours::hour.ge(a))
                 .filter(vital_hours::hour.lt(b))
@@ -159,11 +158,8 @@ pub fn vital_histograms(conn: &mut DbConnection, from: i64, to: i64) -> QueryRes
                     vital_hours::bucket,
                     diesel::dsl::sum(vital_hours::count),
                 ))
-                .load::<(String, String, i32, Option<i64>)>(conn)?,
-        );
-    }
-    for (a, b) in split.minutes {
-        rows.extend(
+                .load::<(String, String, i32, Option<i64>)>(conn)?
+        } else {
             vital_buckets::table
                 .filter(vital_buckets::minute.ge(a))
                 .filter(vital_buckets::minute.lt(b))
@@ -174,8 +170,8 @@ pub fn vital_histograms(conn: &mut DbConnection, from: i64, to: i64) -> QueryRes
                     vital_buckets::bucket,
                     diesel::dsl::sum(vital_buckets::count),
                 ))
-                .load::<(String, String, i32, Option<i64>)>(conn)?,
-        );
+                .load::<(String, String, i32, Option<i64>)>(conn)?
+        });
     }
     Ok(rows.into_iter().map(|(n, r, b, c)| (n, r, b, c.unwrap_or(0))).collect())
 }
@@ -215,26 +211,27 @@ pub fn record_step(
 /// Sessions per step reached in `[from, to)`: whole hours from the hourly counts, the edges
 /// from the steps themselves.
 pub fn step_counts(conn: &mut DbConnection, from: i64, to: i64) -> QueryResult<Vec<(String, i64)>> {
-    let split = rollup::split(from, to);
     let mut counts: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    if let Some((a, b)) = split.hours {
-        let rows: Vec<(String, Option<i64>)> = funnel_hours::table
-            .filter(funnel_hours::hour.ge(a))
-            .filter(funnel_hours::hour.lt(b))
-            .group_by(funnel_hours::step)
-            .select((funnel_hours::step, diesel::dsl::sum(funnel_hours::sessions)))
-            .load(conn)?;
-        for (step, n) in rows {
-            *counts.entry(step).or_default() += n.unwrap_or(0);
-        }
-    }
-    for (a, b) in split.minutes {
-        let rows: Vec<(String, i64)> = funnel_steps::table
-            .filter(funnel_steps::occurred_at.ge(a))
-            .filter(funnel_steps::occurred_at.lt(b))
-            .group_by(funnel_steps::step)
-            .select((funnel_steps::step, diesel::dsl::count_star()))
-            .load(conn)?;
+    for part in rollup::split(from, to, HOUR_MS) {
+        let (a, b) = (part.from, part.to);
+        let rows: Vec<(String, i64)> = if part.span == HOUR_MS {
+            funnel_hours::table
+                .filter(funnel_hours::hour.ge(a))
+                .filter(funnel_hours::hour.lt(b))
+                .group_by(funnel_hours::step)
+                .select((funnel_hours::step, diesel::dsl::sum(funnel_hours::sessions)))
+                .load::<(String, Option<i64>)>(conn)?
+                .into_iter()
+                .map(|(step, n)| (step, n.unwrap_or(0)))
+                .collect()
+        } else {
+            funnel_steps::table
+                .filter(funnel_steps::occurred_at.ge(a))
+                .filter(funnel_steps::occurred_at.lt(b))
+                .group_by(funnel_steps::step)
+                .select((funnel_steps::step, diesel::dsl::count_star()))
+                .load(conn)?
+        };
         for (step, n) in rows {
             *counts.entry(step).or_default() += n;
         }

@@ -3,15 +3,14 @@
 //! request and error counts over time buckets, and the error rate (the dashboard and the
 //! `api_p95_ms` / `api_error_rate` alert rules).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use portico_sketch::Histogram;
 
 use crate::{
     Monitoring,
-    analytics_store::MINUTE_MS,
     error::MonitoringError,
-    rollup::HOUR_MS,
+    rollup::{self, DAY_MS, HOUR_MS, MINUTE_MS},
     routes_store::{self as store, RouteBucket, RouteCount},
 };
 
@@ -22,7 +21,22 @@ const MAX_ROUTE: usize = 256;
 const MAX_METHOD: usize = 16;
 /// Most time buckets a dashboard answers.
 pub const MAX_TIME_BUCKETS: i64 = 1_000;
-/// Time buckets a dashboard uses when not told.
+/// Time buckets a dashboard uses when not told: the smallest of these giving at most
+/// [`DEFAULT_TIME_BUCKETS`] buckets (a month in days, a week in 3 hours, an hour in minutes).
+const NICE_BUCKETS: [i64; 12] = [
+    MINUTE_MS,
+    2 * MINUTE_MS,
+    5 * MINUTE_MS,
+    10 * MINUTE_MS,
+    15 * MINUTE_MS,
+    30 * MINUTE_MS,
+    HOUR_MS,
+    2 * HOUR_MS,
+    3 * HOUR_MS,
+    6 * HOUR_MS,
+    DAY_MS,
+    7 * DAY_MS,
+];
 const DEFAULT_TIME_BUCKETS: i64 = 60;
 /// Routes with their own series in a dashboard (the busiest).
 const MAX_ROUTES: usize = 50;
@@ -102,6 +116,11 @@ fn clamp(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// A stored count as a histogram's (never negative).
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// `a / b` rounded up, for positive `a` and `b`.
 fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
@@ -117,12 +136,15 @@ pub fn error_rate(requests: i64, errors: i64) -> f64 {
 }
 
 /// The time bucket of a dashboard over `[from, to)`: `asked` (a whole number of minutes, at
-/// most [`MAX_TIME_BUCKETS`] of them in the range), or about sixty when 0.
+/// most [`MAX_TIME_BUCKETS`] of them in the range), or when 0 a round size giving at most sixty
+/// (whole days beyond that, as many as it takes).
 pub fn time_bucket(from: i64, to: i64, asked: i64) -> Result<i64, MonitoringError> {
     let span = (to - from).max(MINUTE_MS);
     if asked == 0 {
-        let per = ceil_div(span, DEFAULT_TIME_BUCKETS);
-        return Ok(ceil_div(per, MINUTE_MS).max(1) * MINUTE_MS);
+        return Ok(NICE_BUCKETS
+            .into_iter()
+            .find(|b| ceil_div(span, *b) <= DEFAULT_TIME_BUCKETS)
+            .unwrap_or_else(|| ceil_div(ceil_div(span, DEFAULT_TIME_BUCKETS), DAY_MS) * DAY_MS));
     }
     if asked < MINUTE_MS || asked % MINUTE_MS != 0 || ceil_div(span, asked) > MAX_TIME_BUCKETS {
         return Err(MonitoringError::Invalid(vec![(
@@ -209,103 +231,115 @@ impl Monitoring {
         route: Option<String>,
     ) -> Result<Option<(f64, f64)>, MonitoringError> {
         let (from, to) = (from / MINUTE_MS * MINUTE_MS, to);
-        let (totals, hist) = self
+        let (counts, buckets) = self
             .db()
             .run(move |conn| {
                 Ok::<_, MonitoringError>((
-                    store::totals(conn, from, to, route.as_deref())?,
-                    store::histograms(conn, from, to, route.as_deref())?,
+                    store::counts(conn, from, to, DAY_MS, route.as_deref())?,
+                    store::buckets(conn, from, to, DAY_MS, route.as_deref())?,
                 ))
             })
             .await?;
-        let requests: i64 = totals.iter().map(|t| t.requests).sum();
+        let requests: i64 = counts.iter().map(|c| c.requests).sum();
         if requests == 0 {
             return Ok(None);
         }
-        let errors: i64 = totals.iter().map(|t| t.server_errors).sum();
-        let h = Histogram::new(hist.iter().map(|(_, _, b, c)| (*b, (*c).max(0) as u64)).collect());
+        let errors: i64 = counts.iter().map(|c| c.server_errors).sum();
+        let h = Histogram::new(buckets.iter().map(|b| (b.bucket, count(b.count))).collect());
         Ok(Some((Latency::of(&h).p95, error_rate(requests, errors))))
     }
 
     /// Per-route percentiles and counts over `[from, to)` in time buckets of `bucket_ms`.
     pub async fn api_dashboard(&self, from: i64, to: i64, bucket_ms: i64) -> Result<ApiDashboard, MonitoringError> {
         let first = from / MINUTE_MS * MINUTE_MS;
-        // Time buckets sit on a grid from the epoch (a bucket of whole hours starts on an hour),
-        // so whole-hour buckets can be read from the hourly rollup.
-        let hourly = bucket_ms % HOUR_MS == 0;
+        // Time buckets sit on a grid from the epoch (a bucket of whole days starts on a day), so
+        // each bucket is read from the coarsest rollup whose rows fall wholly inside it.
+        let span = rollup::span_for_bucket(bucket_ms);
         let origin = first.div_euclid(bucket_ms) * bucket_ms;
-        let (totals, hist, minutes, minute_hist) = self
+        let (counts, buckets) = self
             .db()
             .run(move |conn| {
                 Ok::<_, MonitoringError>((
-                    store::totals(conn, first, to, None)?,
-                    store::histograms(conn, first, to, None)?,
-                    store::minute_counts(conn, first, to, hourly)?,
-                    store::minute_histograms(conn, first, to, hourly)?,
+                    store::counts(conn, first, to, span, None)?,
+                    store::buckets(conn, first, to, span, None)?,
                 ))
             })
             .await?;
-        let slots = ceil_div((to - origin).max(1), bucket_ms);
+        let slots = usize::try_from(ceil_div((to - origin).max(1), bucket_ms)).unwrap_or(0);
+        let slot = |start: i64| {
+            usize::try_from((start - origin) / bucket_ms)
+                .ok()
+                .filter(|i| *i < slots)
+        };
         let empty = || -> Vec<Point> {
-            (0..slots)
+            (0..slots as i64)
                 .map(|i| Point {
                     start: origin + i * bucket_ms,
                     ..Point::default()
                 })
                 .collect()
         };
-        let index = |minute: i64| usize::try_from((minute - origin) / bucket_ms).unwrap_or(0);
 
-        let mut routes: Vec<RouteSummary> = totals
-            .into_iter()
-            .map(|t| {
-                let h = Histogram::new(
-                    hist.iter()
-                        .filter(|(r, m, ..)| *r == t.route && *m == t.method)
-                        .map(|(_, _, b, c)| (*b, (*c).max(0) as u64))
-                        .collect(),
-                );
-                RouteSummary {
-                    latency: Latency::of(&h),
-                    route: t.route,
-                    method: t.method,
-                    requests: t.requests,
-                    server_errors: t.server_errors,
-                    client_errors: t.client_errors,
-                    series: Vec::new(),
-                }
-            })
-            .collect();
-        routes.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.route.cmp(&b.route)));
-        routes.truncate(MAX_ROUTES);
-        for r in &mut routes {
-            let mut series = empty();
-            for m in minutes.iter().filter(|m| m.route == r.route && m.method == r.method) {
-                if let Some(p) = series.get_mut(index(m.minute)) {
-                    p.requests += m.requests;
-                    p.errors += m.server_errors;
-                }
-            }
-            r.series = series;
-        }
-
+        // All routes per time bucket, and each route's totals.
         let mut series = empty();
-        for m in &minutes {
-            if let Some(p) = series.get_mut(index(m.minute)) {
-                p.requests += m.requests;
-                p.errors += m.server_errors;
+        let mut totals: HashMap<(&str, &str), [i64; 3]> = HashMap::new();
+        for c in &counts {
+            if let Some(p) = slot(c.start).and_then(|i| series.get_mut(i)) {
+                p.requests += c.requests;
+                p.errors += c.server_errors;
             }
+            let t = totals.entry((&c.route, &c.method)).or_default();
+            t[0] += c.requests;
+            t[1] += c.server_errors;
+            t[2] += c.client_errors;
         }
-        let mut per_slot: Vec<Vec<(i32, u64)>> = vec![Vec::new(); series.len()];
-        for (minute, b, c) in &minute_hist {
-            if let Some(v) = per_slot.get_mut(index(*minute)) {
-                v.push((*b, (*c).max(0) as u64));
+        let mut per_slot: Vec<Vec<(i32, u64)>> = vec![Vec::new(); slots];
+        for b in &buckets {
+            if let Some(v) = slot(b.start).and_then(|i| per_slot.get_mut(i)) {
+                v.push((b.bucket, count(b.count)));
             }
         }
         for (p, buckets) in series.iter_mut().zip(per_slot) {
             p.latency = Latency::of(&Histogram::new(buckets));
         }
-        let all = Histogram::new(hist.iter().map(|(_, _, b, c)| (*b, (*c).max(0) as u64)).collect());
+
+        // The busiest routes, each with its percentiles and series.
+        let mut busiest: Vec<((&str, &str), [i64; 3])> = totals.into_iter().collect();
+        busiest.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then_with(|| a.0.cmp(&b.0)));
+        busiest.truncate(MAX_ROUTES);
+        let shown: HashMap<(&str, &str), usize> = busiest.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+        let mut route_series = vec![empty(); busiest.len()];
+        for c in &counts {
+            if let (Some(r), Some(i)) = (shown.get(&(c.route.as_str(), c.method.as_str())), slot(c.start))
+                && let Some(p) = route_series.get_mut(*r).and_then(|s| s.get_mut(i))
+            {
+                p.requests += c.requests;
+                p.errors += c.server_errors;
+            }
+        }
+        let mut route_buckets: Vec<Vec<(i32, u64)>> = vec![Vec::new(); busiest.len()];
+        for b in &buckets {
+            if let Some(r) = shown.get(&(b.route.as_str(), b.method.as_str())) {
+                route_buckets[*r].push((b.bucket, count(b.count)));
+            }
+        }
+        let routes = busiest
+            .into_iter()
+            .zip(route_series)
+            .zip(route_buckets)
+            .map(
+                |((((route, method), [requests, server_errors, client_errors]), series), buckets)| RouteSummary {
+                    route: route.to_string(),
+                    method: method.to_string(),
+                    requests,
+                    server_errors,
+                    client_errors,
+                    latency: Latency::of(&Histogram::new(buckets)),
+                    series,
+                },
+            )
+            .collect();
+        let all = Histogram::new(buckets.iter().map(|b| (b.bucket, count(b.count))).collect());
         Ok(ApiDashboard {
             bucket_ms,
             requests: series.iter().map(|p| p.requests).sum(),
@@ -325,10 +359,18 @@ mod tests {
     fn time_buckets_are_whole_minutes_and_bounded() {
         let hour = 3_600_000;
         assert_eq!(time_bucket(0, hour, 0).ok(), Some(MINUTE_MS), "an hour: minutes");
+        assert_eq!(time_bucket(0, 30 * 86_400_000, 0).ok(), Some(DAY_MS), "a month: days");
+        assert_eq!(time_bucket(0, 7 * 86_400_000, 0).ok(), Some(3 * hour), "a week");
+        assert_eq!(time_bucket(0, 86_400_000, 0).ok(), Some(30 * MINUTE_MS), "a day");
         assert_eq!(
-            time_bucket(0, 30 * 86_400_000, 0).ok(),
-            Some(12 * hour),
-            "a month: half days"
+            time_bucket(0, 365 * 86_400_000, 0).ok(),
+            Some(7 * DAY_MS),
+            "a year: weeks"
+        );
+        assert_eq!(
+            time_bucket(0, 3650 * 86_400_000, 0).ok(),
+            Some(61 * DAY_MS),
+            "ten years: whole days, at most sixty buckets"
         );
         assert_eq!(time_bucket(0, hour, 300_000).ok(), Some(300_000));
         assert!(time_bucket(0, hour, 90_000).is_err(), "not whole minutes");

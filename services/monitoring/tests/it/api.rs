@@ -230,3 +230,62 @@ each_backend!(
         );
     }
 );
+
+each_backend!(
+    a_range_reads_whole_days_then_hours_then_minutes_and_agrees_with_the_minutes,
+    |backend| {
+        let s = Service::start(backend).await;
+        let mut client = s.client.clone();
+        let (hour, day) = (60 * MINUTE, 1_440 * MINUTE);
+        let d0 = (now_ms() - 5 * day) / day * day;
+        // A request every 10 minutes for four days on two routes, the second twice as slow.
+        let stats: Vec<pb::RouteStat> = (0..4 * 144)
+            .flat_map(|i| {
+                let m = d0 + i * 10 * MINUTE;
+                [
+                    stat(m, "/v1/a", 1, i64::from(i % 7 == 0), 10.0),
+                    stat(m, "/v1/b", 2, 0, 20.0),
+                ]
+            })
+            .collect();
+        client
+            .record_route_stats(pb::RecordRouteStatsRequest { stats })
+            .await
+            .unwrap();
+        // 20:05 on day 0 to 03:30 on day 3: 3h55 of edges, two whole days, 3h30 of edges.
+        let (from, to) = (d0 + 20 * hour + 5 * MINUTE, d0 + 3 * day + 3 * hour + 30 * MINUTE);
+        let daily = dashboard(&s, from, to, day).await.unwrap();
+        let fine = dashboard(&s, from, to, 10 * MINUTE).await.unwrap();
+        // 10-minute marks in [20:05, day 3 03:30): 20:10 … 03:20.
+        let marks: Vec<i64> = (0..4 * 144)
+            .filter(|i| (from..to).contains(&(d0 + i * 10 * MINUTE)))
+            .collect();
+        let errors = marks.iter().filter(|i| *i % 7 == 0).count() as i64;
+        let n = marks.len() as i64;
+        for d in [&daily, &fine] {
+            assert_eq!(
+                (d.requests, d.server_errors),
+                (3 * n, errors),
+                "{backend:?}: bucket {}",
+                d.bucket_ms
+            );
+            let per_route: Vec<(&str, i64)> = d.routes.iter().map(|r| (r.route.as_str(), r.requests)).collect();
+            assert_eq!(per_route, [("/v1/b", 2 * n), ("/v1/a", n)], "{backend:?}");
+            let b = d.routes[0].latency.unwrap_or_default();
+            assert!((b.p50 - 20.0).abs() < 0.5, "{backend:?}: {b:?}");
+        }
+        // Day buckets: the edge of day 0 (23 marks), days 1 and 2 (144 each), 21 marks of day 3.
+        assert_eq!(
+            daily.series.iter().map(|p| p.requests).collect::<Vec<_>>(),
+            [3 * 23, 3 * 144, 3 * 144, 3 * 21],
+            "{backend:?}"
+        );
+        assert_eq!(daily.series[1].start_ms, d0 + day);
+        let p50 = daily.series[1].latency.unwrap_or_default().p50;
+        assert!(
+            (p50 - 20.0).abs() < 0.5,
+            "{backend:?}: two of three requests are /v1/b: {p50}"
+        );
+        assert_eq!(daily.routes[1].series.iter().map(|p| p.errors).sum::<i64>(), errors);
+    }
+);
