@@ -101,6 +101,9 @@ pub enum DbError {
     /// The closure panicked on the blocking thread.
     #[error("database task panicked")]
     Panicked,
+    /// A background worker the call needed has stopped.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl DbError {

@@ -47,6 +47,15 @@ pub fn release(conn: &mut DbConnection, name: &str, holder: &str) -> QueryResult
     Ok(n > 0)
 }
 
+/// Who holds `name` and until when, if anyone ever took it.
+pub fn holder(conn: &mut DbConnection, name: &str) -> QueryResult<Option<(String, i64)>> {
+    leases::table
+        .filter(leases::name.eq(name))
+        .select((leases::holder, leases::held_until))
+        .first(conn)
+        .optional()
+}
+
 fn upsert(conn: &mut DbConnection, name: &str, holder: &str, now: i64, until: i64, renew: bool) -> QueryResult<bool> {
     use diesel::{query_dsl::methods::FilterDsl, sql_types::Bool, upsert::excluded};
     // Free when expired; with `renew`, also when it is already the holder's.

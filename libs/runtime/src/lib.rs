@@ -6,6 +6,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod jobs;
+pub mod jobs_store;
 pub mod lease;
 pub mod metrics;
 pub mod outbox;

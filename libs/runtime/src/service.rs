@@ -15,6 +15,7 @@ use crate::{
     db::{Db, Migrations},
     error::Problem,
     grpc::{self, Eraser, Launch, RequireInternalToken, Running},
+    jobs::{self, Job, Jobs},
     redis::SharedRedis,
 };
 
@@ -67,11 +68,16 @@ pub struct Foundation {
     /// Stops background work with the server.
     pub shutdown: CancellationToken,
     internal_token: String,
+    scheduled: std::sync::Mutex<Vec<Job>>,
 }
 
 impl Foundation {
     async fn open<S: Service>(config: &ServiceConfig, shutdown: CancellationToken) -> Result<Foundation, String> {
         let db = Db::connect(&config.database_url, S::MIGRATIONS, config.db_pool)
+            .await
+            .map_err(|e| format!("{} database: {e}", S::NAME))?;
+        // The runtime's own tables: outbox, leases, job runs.
+        db.migrate(crate::outbox::MIGRATIONS)
             .await
             .map_err(|e| format!("{} database: {e}", S::NAME))?;
         let redis = config.common.redis().map_err(|e| e.to_string())?;
@@ -87,7 +93,17 @@ impl Foundation {
             caches,
             shutdown,
             internal_token: config.common.internal_token.expose().clone(),
+            scheduled: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Adds a scheduled job: it runs on one replica at a time (see [`crate::jobs`]), from when
+    /// the service starts until it stops.
+    pub fn schedule(&self, job: Job) {
+        match self.scheduled.lock() {
+            Ok(mut jobs) => jobs.push(job),
+            Err(poisoned) => poisoned.into_inner().push(job),
+        }
     }
 
     /// The interceptor the service's routes wrap: calls without the internal token are refused.
@@ -123,12 +139,14 @@ pub trait Service: Sized + Send + 'static {
     fn build(self, foundation: &Foundation) -> impl Future<Output = Result<(Self::App, Routes), String>> + Send;
 }
 
-/// A started service and its application (tests drive its jobs directly).
+/// A started service, its application and its scheduled jobs (tests drive them directly).
 pub struct Started<A> {
     /// The server.
     pub running: Running,
     /// The application.
     pub app: A,
+    /// Its scheduled jobs.
+    pub jobs: Jobs,
 }
 
 /// Binds the service's configured address and serves until `shutdown`.
@@ -158,8 +176,12 @@ pub async fn start_on<S: Service>(
         registry,
         shutdown,
         internal_token,
+        scheduled,
         ..
     } = foundation;
+    let scheduled = scheduled.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (scheduler, jobs) = jobs::scheduler(db.clone(), jobs::this_replica(), scheduled);
+    tokio::spawn(scheduler.run(shutdown.clone()));
     let task = grpc::launch(Launch {
         listener,
         routes,
@@ -175,6 +197,7 @@ pub async fn start_on<S: Service>(
     Ok(Started {
         running: Running { addr, task, db },
         app,
+        jobs,
     })
 }
 

@@ -537,30 +537,6 @@ impl Billing {
         Ok(())
     }
 
-    /// Runs [`Billing::reconcile`] if this replica takes the period's lease (`holder` names
-    /// it): of replicas sharing the database one pass runs per `period`. `None` when another
-    /// replica has the period.
-    pub async fn reconcile_once_per(
-        &self,
-        period: std::time::Duration,
-        holder: &str,
-    ) -> Result<Option<usize>, BillingError> {
-        let now = now_ms();
-        let until = now.saturating_add(i64::try_from(period.as_millis()).unwrap_or(i64::MAX));
-        let holder = holder.to_string();
-        let taken = self
-            .inner
-            .db
-            .write(move |conn| {
-                Ok::<_, BillingError>(portico_runtime::lease::take(conn, "reconcile", &holder, now, until)?)
-            })
-            .await?;
-        if !taken {
-            return Ok(None);
-        }
-        self.reconcile().await.map(Some)
-    }
-
     /// Repairs what lost webhooks left behind: every subscription the provider lists or the
     /// store holds as live is re-fetched. Answers how many were looked at.
     pub async fn reconcile(&self) -> Result<usize, BillingError> {

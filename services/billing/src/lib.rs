@@ -21,6 +21,7 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
     db::Migrations,
+    jobs::{Job, Schedule},
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 use tokio_util::sync::CancellationToken;
@@ -194,7 +195,7 @@ impl Service for BillingConfig {
             .outbox()
             .spawn(portico_mail::TOPIC, portico_mail::handler(mailer), shutdown.clone());
         spawn_local_events(billing.clone(), events_rx, shutdown.clone());
-        spawn_reconciliation(billing.clone(), self.reconcile_every, shutdown.clone());
+        foundation.schedule(reconciliation_job(billing.clone(), self.reconcile_every));
         let routes = tonic::service::Routes::new(BillingServiceServer::with_interceptor(
             billing.clone(),
             foundation.guard(),
@@ -231,24 +232,18 @@ fn spawn_local_events(
     });
 }
 
-/// Re-fetches live subscriptions once every `every` across the replicas sharing the
-/// database: each replica looks every minute (and one interval after start at most), and the
-/// one that takes the period's lease runs the pass. A replica that dies mid-pass holds the
-/// lease until the period ends; the next period's pass repairs what it did not.
-fn spawn_reconciliation(billing: Billing, every: Duration, shutdown: CancellationToken) {
-    let holder = uuid::Uuid::new_v4().to_string();
-    let look = every.min(Duration::from_secs(60));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + look, look);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
-            match billing.reconcile_once_per(every, &holder).await {
-                Ok(Some(n)) => tracing::info!(subscriptions = n, "billing reconciliation"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "billing reconciliation failed; retrying next period"),
-            }
+/// Re-fetches live subscriptions every `every`, as a scheduled job: of replicas sharing the
+/// database one runs each period, and a pass cut short by a dying replica is retried by another.
+fn reconciliation_job(billing: Billing, every: Duration) -> Job {
+    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    Job::new("billing_reconciliation", Schedule::Every(every), move |_| {
+        let billing = billing.clone();
+        async move {
+            let n = billing.reconcile().await.map_err(|e| e.to_string())?;
+            Ok(format!("{n} subscriptions re-fetched"))
         }
-    });
+    })
+    .lease(Duration::from_secs(120))
 }
 
 #[cfg(test)]

@@ -21,9 +21,9 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
     db::{Migrations, now_ms},
+    jobs::{Job, Schedule},
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
-use tokio_util::sync::CancellationToken;
 
 pub use objects::{Objects, S3Config, StorageConfig};
 pub use portico_runtime::grpc::Running;
@@ -149,7 +149,7 @@ impl Service for MediaConfig {
             self.max_chunk_bytes,
             ttl_ms,
         );
-        spawn_cleanup(app.clone(), self.cleanup_interval, foundation.shutdown.clone());
+        foundation.schedule(cleanup_job(app.clone(), self.cleanup_interval));
         let max_message = usize::try_from(self.max_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(MESSAGE_HEADROOM);
@@ -174,22 +174,19 @@ impl EraseUser for MediaApp {
     }
 }
 
-/// Runs [`MediaApp::cleanup`] every `every` until `shutdown` (first run one interval after
-/// start, so a fleet restarting together does not list the store at once).
-fn spawn_cleanup(app: MediaApp, every: Duration, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
-            match app.cleanup(now_ms()).await {
-                Ok(report) if report != CleanupReport::default() => {
-                    tracing::info!(?report, "media cleanup");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "media cleanup failed; retrying next interval"),
-            }
+/// [`MediaApp::cleanup`] every `every`, as a scheduled job (one replica per period).
+fn cleanup_job(app: MediaApp, every: Duration) -> Job {
+    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    Job::new("media_cleanup", Schedule::Every(every), move |_| {
+        let app = app.clone();
+        async move {
+            let r = app.cleanup(now_ms()).await.map_err(|e| e.to_string())?;
+            Ok(format!(
+                "{} pending media, {} expired uploads, {} stray objects, {} histogram rows removed",
+                r.pending_media, r.expired_uploads, r.stray_objects, r.perf_rows
+            ))
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
     db::{Migrations, now_ms},
+    jobs::{Job, Schedule},
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 use tokio_util::sync::CancellationToken;
@@ -45,8 +46,8 @@ pub use app::{Monitoring, Settings};
 
 use crate::{domain::alert::Target, probes::Prober};
 
-/// How often event payloads past retention are dropped.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often event payloads past retention are dropped (ms).
+const PURGE_EVERY_MS: i64 = 3_600_000;
 
 /// The monitoring service's settings.
 #[derive(Clone, Debug)]
@@ -178,7 +179,7 @@ impl Service for MonitoringConfig {
             shutdown.clone(),
         );
         spawn_alerting(monitoring.clone(), prober, shutdown.clone());
-        spawn_retention(monitoring.clone(), foundation.shutdown.clone());
+        foundation.schedule(retention_job(monitoring.clone()));
         let routes = tonic::service::Routes::new(MonitoringServiceServer::with_interceptor(
             monitoring.clone(),
             foundation.guard(),
@@ -256,20 +257,16 @@ fn spawn_alerting(monitoring: Monitoring, prober: Prober, shutdown: Cancellation
     });
 }
 
-/// Drops event payloads past retention (every replica may run it: a delete by age is the
-/// same however often it runs).
-fn spawn_retention(monitoring: Monitoring, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PURGE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
-            match monitoring.purge().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "error events past retention dropped"),
-                Err(e) => tracing::warn!(error = %e, "error retention pass failed"),
-            }
+/// Drops events and per-minute rows past retention, hourly, as a scheduled job.
+fn retention_job(monitoring: Monitoring) -> Job {
+    Job::new("monitoring_retention", Schedule::Every(PURGE_EVERY_MS), move |_| {
+        let monitoring = monitoring.clone();
+        async move {
+            let n = monitoring.purge().await.map_err(|e| e.to_string())?;
+            Ok(format!("{n} rows past retention dropped"))
         }
-    });
+    })
+    .lease(Duration::from_secs(300))
 }
 
 #[cfg(test)]

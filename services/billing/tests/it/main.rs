@@ -28,6 +28,7 @@ pub type Client = BillingServiceClient<InterceptedService<Channel, PresentIntern
 /// A billing service on an ephemeral port with its own database and mail going to `smtp`.
 pub struct Service {
     pub app: Billing,
+    pub jobs: portico_runtime::jobs::Jobs,
     pub client: Client,
     pub smtp: SmtpSink,
     stop: CancellationToken,
@@ -83,6 +84,7 @@ impl Service {
         let client = BillingServiceClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
         Service {
             app: started.app,
+            jobs: started.jobs,
             client,
             smtp,
             stop,

@@ -1,7 +1,7 @@
 //! Webhooks as Stripe delivers them: signatures, redeliveries, disorder, concurrency, the
 //! reconciliation pass, payment-failure notices.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portico_billing::{
     domain::{Plan, Status},
@@ -268,40 +268,36 @@ each_backend!(payment_failures_notify_once_per_attempt, |backend| {
     assert!(row.processed_at.is_some());
 });
 
-each_backend!(reconciliation_runs_once_per_period_across_replicas, |backend| {
+each_backend!(reconciliation_is_a_scheduled_job_recorded_per_run, |backend| {
     let stripe = FakeStripe::start().await;
     let s = Service::stripe(backend, &stripe.url).await;
     subscribed(&s, &stripe, "u1").await;
-    let race = |period: Duration| {
-        let app = s.app.clone();
-        async move {
-            // Ten replicas' schedulers fire at once.
-            let passes = (0..10).map(|i| {
-                let app = app.clone();
-                tokio::spawn(async move { app.reconcile_once_per(period, &format!("replica-{i}")).await.unwrap() })
-            });
-            let mut ran = Vec::new();
-            for p in passes.collect::<Vec<_>>() {
-                ran.extend(p.await.unwrap());
-            }
-            ran
+    let listed = s.jobs.list().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|j| (j.name.as_str(), j.schedule.as_str()))
+            .collect::<Vec<_>>(),
+        [("billing_reconciliation", "every 1h")]
+    );
+    assert!(
+        listed[0].last_run.is_none(),
+        "{backend:?}: a fresh database waits for the next hour"
+    );
+    let id = s.jobs.run_now("billing_reconciliation").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let runs = s.jobs.runs("billing_reconciliation", 5).await.unwrap();
+        if runs[0].outcome != "running" || Instant::now() > deadline {
+            break runs[0].clone();
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(
-        race(Duration::from_millis(300)).await,
-        vec![1],
-        "one pass, over the one subscription"
+        (run.id, run.cause.as_str(), run.outcome.as_str(), run.detail.as_deref()),
+        (id, "manual", "succeeded", Some("1 subscriptions re-fetched")),
+        "{backend:?}"
     );
-    assert_eq!(
-        race(Duration::from_millis(300)).await,
-        Vec::<usize>::new(),
-        "the period is taken"
-    );
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        race(Duration::from_secs(3600)).await,
-        vec![1],
-        "a period that ran out is free again"
-    );
-    assert_eq!(race(Duration::from_secs(3600)).await, Vec::<usize>::new());
+    let listed = s.jobs.list().await.unwrap();
+    assert_eq!(listed[0].last_success_at, run.finished_at);
 });
