@@ -393,19 +393,19 @@ impl Scheduler {
                 .db
                 .write(move |c| store::take_over(c, &stale, &runner, now_ms(), lease_ms).map_err(DbError::from))
                 .await?;
+            let Some(taken) = taken else {
+                continue;
+            };
+            metrics::counter!("portico_job_runs_total", "job" => job.name.clone(), "outcome" => store::ABANDONED)
+                .increment(1);
             match taken {
-                Some(Claim::Run { id, holder }) => {
+                Claim::Run { id, holder } => {
                     tracing::warn!(job = %job.name, run = id, "took over a run whose replica stopped renewing");
-                    metrics::counter!("portico_job_runs_total", "job" => job.name.clone(), "outcome" => store::ABANDONED)
-                        .increment(1);
                     self.start(job, id, holder, period, runs, cancel);
                 }
-                Some(_) => {
-                    tracing::error!(job = %job.name, "a run was abandoned on its last attempt; the period is not retried");
-                    metrics::counter!("portico_job_runs_total", "job" => job.name.clone(), "outcome" => store::ABANDONED)
-                        .increment(1);
+                _ => {
+                    tracing::error!(job = %job.name, "a run was abandoned on its last attempt; the period is not retried")
                 }
-                None => {}
             }
         }
         Ok(())

@@ -164,9 +164,6 @@ impl Service for BillingConfig {
     /// reconciliation pass.
     async fn build(self, foundation: &Foundation) -> Result<(Billing, tonic::service::Routes), String> {
         let db = foundation.db.clone();
-        db.migrate(portico_runtime::outbox::MIGRATIONS)
-            .await
-            .map_err(|e| format!("billing outbox: {e}"))?;
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (provider, local): (Arc<dyn Provider>, Option<Arc<Local>>) = match self.provider {
             ProviderConfig::Stripe(config) => (Arc::new(Stripe::new(config)?), None),

@@ -149,11 +149,6 @@ impl Service for MonitoringConfig {
     /// Seeds the default alert rules once, runs the outbox (mail, webhooks), the evaluator and
     /// probes under their lease, and drops event payloads past retention every hour.
     async fn build(self, foundation: &Foundation) -> Result<(Monitoring, tonic::service::Routes), String> {
-        foundation
-            .db
-            .migrate(portico_runtime::outbox::MIGRATIONS)
-            .await
-            .map_err(|e| format!("monitoring outbox: {e}"))?;
         let prober = Prober::new(
             &self.settings.alerts.probes,
             self.service.common.internal_token.expose(),
