@@ -39,6 +39,7 @@ use portico_runtime::{
     cache::{Cache, CacheRegistry},
     db::{Db, Migrations},
     grpc::{self, PresentInternalToken},
+    jobs::{self, Job, Jobs, Scheduler},
     redis::SharedRedis,
 };
 use tokio_util::sync::CancellationToken;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Per-route response times and status counts, shipped to the monitoring service.
     pub route_stats: route_stats::RouteStats,
+    /// The gateway's scheduled jobs.
+    pub jobs: Jobs,
 }
 
 /// Clients of one service, made per thread: each HTTP worker calls a service over its own
@@ -290,8 +293,9 @@ impl AppState {
     }
 }
 
-/// Connects to the database, Redis and the services (lazily) and builds the shared state.
-pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String> {
+/// Connects to the database, Redis and the services (lazily) and builds the shared state, and
+/// the scheduler of the gateway's jobs (to run until shutdown).
+pub async fn build_state(config: GatewayConfig) -> Result<(Arc<AppState>, Scheduler), String> {
     let db = Db::connect(&config.database_url, MIGRATIONS, config.db_pool)
         .await
         .map_err(|e| format!("gateway database: {e}"))?;
@@ -391,7 +395,8 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         ("billing", ops("PORTICO_BILLING_URL", &config.billing_url)?),
         ("monitoring", ops("PORTICO_MONITORING_URL", &config.monitoring_url)?),
     ];
-    Ok(Arc::new(AppState {
+    let (scheduler, jobs) = jobs::scheduler(db.clone(), jobs::this_replica(), gateway_jobs(&db, &auth, &config));
+    let state = Arc::new(AppState {
         config,
         db,
         auth,
@@ -412,7 +417,27 @@ pub async fn build_state(config: GatewayConfig) -> Result<Arc<AppState>, String>
         health: routes::ops::HealthCache::default(),
         draining: AtomicBool::new(false),
         route_stats: route_stats::RouteStats::default(),
-    }))
+        jobs,
+    });
+    Ok((state, scheduler))
+}
+
+/// The gateway's jobs: its `retention_cleanup` (ended sessions, mailed tokens, sign-in
+/// throttles, and the runtime's job runs and delivered outbox rows).
+fn gateway_jobs(db: &Db, auth: &Auth, config: &GatewayConfig) -> Vec<Job> {
+    let auth = auth.clone();
+    let purge = jobs::task(move || {
+        let auth = auth.clone();
+        async move {
+            let removed = auth.purge_expired().await.map_err(|e| e.0.message)?;
+            Ok(format!("{removed} expired sessions, tokens and throttles removed"))
+        }
+    });
+    let parts = vec![("auth".to_string(), purge), jobs::runtime_retention(db.clone())];
+    vec![
+        Job::of_parts(jobs::RETENTION_CLEANUP, config.common.retention_schedule.clone(), parts)
+            .lease(Duration::from_secs(300)),
+    ]
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -619,7 +644,8 @@ pub async fn start_on(
     let origins = config.cors_origins.clone();
     let mailer = Arc::new(portico_mail::Mailer::new(&config.mail)?);
     let mail_target = config.mail.describe();
-    let state = build_state(config).await?;
+    let (state, scheduler) = build_state(config).await?;
+    tokio::spawn(scheduler.run(shutdown.clone()));
     if let Some(redis) = &state.redis {
         state.caches.follow_invalidations(redis.clone(), shutdown.clone());
     }
@@ -704,9 +730,9 @@ pub async fn start_on(
     })
 }
 
-/// The gateway's background work until `shutdown`: key rotation (checked every minute), the
-/// hourly purge of what has expired, and the outbox workers that send mail and carry account
-/// erasures to every service.
+/// The gateway's background work until `shutdown`: key rotation (checked every minute on every
+/// replica: each reloads the published keys), and the outbox workers that send mail and carry
+/// account erasures to every service. What has expired goes in its `retention_cleanup` job.
 fn spawn_background(state: &Arc<AppState>, mailer: Arc<portico_mail::Mailer>, shutdown: &CancellationToken) {
     let outbox = state.auth.outbox();
     outbox.spawn(portico_mail::TOPIC, portico_mail::handler(mailer), shutdown.clone());
@@ -714,7 +740,6 @@ fn spawn_background(state: &Arc<AppState>, mailer: Arc<portico_mail::Mailer>, sh
     let (me, stop) = (Arc::clone(state), shutdown.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
-        let mut minutes = 0_u64;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -722,13 +747,6 @@ fn spawn_background(state: &Arc<AppState>, mailer: Arc<portico_mail::Mailer>, sh
                     if let Err(e) = me.auth.rotate_keys().await {
                         tracing::warn!(error = %e, "signing key rotation failed");
                     }
-                    if minutes % 60 == 1 {
-                        match me.auth.purge_expired().await {
-                            Ok(removed) => tracing::info!(removed, "expired sessions, tokens and throttles purged"),
-                            Err(e) => tracing::warn!(error = %e.0, "purge failed"),
-                        }
-                    }
-                    minutes += 1;
                 }
             }
         }

@@ -978,7 +978,7 @@ impl Auth {
     }
 
     /// Removes what has outlived its use: ended sessions and their refresh tokens, expired
-    /// mailed tokens, finished sign-in throttles, delivered outbox rows. Returns rows removed.
+    /// mailed tokens, finished sign-in throttles. Returns rows removed.
     pub async fn purge_expired(&self) -> Result<usize, ApiError> {
         let access_ttl = i64::try_from(self.settings.access_ttl.as_millis()).unwrap_or(900_000);
         self.db
@@ -988,7 +988,6 @@ impl Auth {
                 let mut removed = store::purge_sessions(conn, now - access_ttl - 60_000)?;
                 removed += store::purge_email_tokens(conn, now)?;
                 removed += store::LoginFailureRow::purge(conn, now - throttle::WINDOW_MS)?;
-                removed += portico_runtime::outbox::purge_delivered(conn, now - 7 * 24 * 3600 * 1000)?;
                 Ok::<_, ApiError>(removed)
             })
             .await

@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod auth;
 pub mod beta;
 pub mod billing;
+pub mod jobs;
 pub mod media;
 pub mod monitoring;
 pub mod ops;
@@ -196,6 +197,8 @@ api_routes! {
     delete "/auth/api-keys/{id}" => auth::delete_api_key, User, Api, "auth", (), Reply<Deleted>, [], "Revoke an API key";
     put "/admin/users/{id}/tier" => auth::set_tier, Admin, Api, "admin", Valid<auth::SetTier>, Reply<crate::auth::UserView>, [], "Set a user's plan tier";
     put "/admin/users/{id}/role" => auth::set_role, Admin, Api, "admin", Valid<auth::SetRole>, Reply<crate::auth::UserView>, [Conflict], "Grant or revoke admin (the last admin cannot be demoted)";
+    get "/admin/jobs" => jobs::list, Admin, Api, "admin", (), Reply<jobs::JobList>, [], "Every process's scheduled jobs: schedule, next run, last run and outcome, seconds since the last success";
+    post "/admin/jobs/{name}/run" => jobs::run, Admin, Api, "admin", (), Reply<jobs::RunStarted, 202>, [NotFound, Conflict, ServiceUnavailable], "Run a job now (`<process>.<job>`, e.g. `media.retention_cleanup`); 409 while a run of it is going";
 
     post "/beta/validate-invite" => beta::validate_invite, Anonymous, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::InviteCheck>, [], "Check an invitation code without using it";
     post "/beta/join" => beta::join, User, Api, "beta", Valid<beta::InviteCodeRequest>, Reply<beta::Access>, [InviteNotFound, InviteExpired, InviteInactive, InviteExhausted], "Join the beta or raise the caller's level";

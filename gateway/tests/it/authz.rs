@@ -24,6 +24,7 @@ fn concrete(path: &str) -> String {
             .replace("{userId}", SOME_ID)
             .replace("{code}", "COSNAPBETA2025")
             .replace("{variant}", "thumbnail")
+            .replace("{name}", "media.retention_cleanup")
     )
 }
 

@@ -325,3 +325,125 @@ async fn every_known_path_names_its_methods_and_serves_head_with_get() {
         .unwrap();
     assert!(res.headers().get("content-encoding").is_none(), "{:?}", res.headers());
 }
+
+/// The job named `name` in a listing.
+fn job<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["name"] == name))
+        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
+}
+
+crate::each_backend!(admins_see_every_process_jobs_and_run_one_by_hand, |backend| {
+    let s = Stack::start(backend).await;
+    let admin = s.admin().await;
+    let list = s.get("/v1/admin/jobs", Some(&admin)).await;
+    assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+    let list = list.data().clone();
+    assert_eq!(list["unavailable"], json!([]), "{backend:?}");
+    for process in ["gateway", "beta", "workflow", "media", "billing", "monitoring"] {
+        let cleanup = job(&list, &format!("{process}.retention_cleanup"));
+        assert_eq!(cleanup["process"], process);
+        assert_eq!(cleanup["schedule"], "0 2 * * *", "{backend:?}: daily at 02:00 UTC");
+        let next: chrono::DateTime<chrono::Utc> = cleanup["nextRunAt"].as_str().unwrap().parse().unwrap();
+        let ahead = next - chrono::Utc::now();
+        assert!(
+            ahead > chrono::Duration::zero() && ahead <= chrono::Duration::hours(24),
+            "{next}"
+        );
+        assert_eq!(next.format("%H:%M:%S").to_string(), "02:00:00");
+        assert!(cleanup["lastRun"].is_null() && cleanup["secondsSinceSuccess"].is_null());
+    }
+    assert_eq!(job(&list, "beta.cache_warmer")["schedule"], "every 5m");
+    assert_eq!(job(&list, "billing.billing_reconciliation")["schedule"], "every 1h");
+    // The tests' stacks turn the evaluator and the probes off.
+    for off in ["monitoring.alert_evaluation", "monitoring.health_probes"] {
+        assert_eq!(job(&list, off)["schedule"], "off", "{off}");
+        assert!(job(&list, off)["nextRunAt"].is_null(), "{off}");
+    }
+
+    for (name, says) in [
+        ("beta.cache_warmer", "feature table: "),
+        ("gateway.retention_cleanup", "auth: "),
+        ("media.retention_cleanup", "media: "),
+        ("monitoring.retention_cleanup", "monitoring: "),
+    ] {
+        let started = s
+            .post(&format!("/v1/admin/jobs/{name}/run"), Some(&admin), json!({}))
+            .await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{name}: {:?}", started.body);
+        assert_eq!(started.data()["name"], name);
+        let run_id = started.data()["runId"].as_i64().unwrap();
+        let mut seen = serde_json::Value::Null;
+        for _ in 0..100 {
+            let list = s.get("/v1/admin/jobs", Some(&admin)).await.data().clone();
+            seen = job(&list, name).clone();
+            if seen["lastRun"]["id"] == run_id && seen["lastRun"]["outcome"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let run = &seen["lastRun"];
+        assert_eq!(run["outcome"], "succeeded", "{backend:?} {name}: {seen}");
+        assert_eq!(
+            (run["cause"].as_str(), run["attempt"].as_i64()),
+            (Some("manual"), Some(1))
+        );
+        let detail = run["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{name}: {detail}");
+        if name.ends_with("retention_cleanup") {
+            assert!(
+                detail.contains("runtime: "),
+                "every cleanup drops old job runs too: {detail}"
+            );
+        }
+        assert!(
+            seen["secondsSinceSuccess"]
+                .as_i64()
+                .is_some_and(|s| (0..60).contains(&s)),
+            "{seen}"
+        );
+        assert!(!run["runner"].as_str().unwrap().is_empty() && !run["finishedAt"].is_null());
+    }
+
+    for unknown in [
+        "retention_cleanup",
+        "nowhere.retention_cleanup",
+        "beta.nope",
+        "gateway.nope",
+    ] {
+        let r = s
+            .post(&format!("/v1/admin/jobs/{unknown}/run"), Some(&admin), json!({}))
+            .await;
+        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"), "{unknown}");
+    }
+});
+
+#[tokio::test]
+async fn a_service_that_does_not_answer_is_named_and_its_jobs_cannot_be_run() {
+    let dead = portico_testkit::DeadPort::new();
+    let s = Stack::with(Options::new(portico_testkit::Backend::Sqlite).var("PORTICO_BETA_URL", dead.url("http"))).await;
+    let admin = s.admin().await;
+    let list = s.get("/v1/admin/jobs", Some(&admin)).await;
+    assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+    let unavailable = list.data()["unavailable"].as_array().unwrap().clone();
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    assert_eq!(unavailable[0]["process"], "beta");
+    assert!(!unavailable[0]["error"].as_str().unwrap().is_empty());
+    job(list.data(), "media.retention_cleanup");
+    assert!(
+        !list.data()["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["process"] == "beta"),
+        "nothing is made up for beta"
+    );
+    let r = s
+        .post("/v1/admin/jobs/beta.cache_warmer/run", Some(&admin), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+}

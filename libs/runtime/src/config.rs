@@ -218,6 +218,12 @@ pub struct CommonConfig {
     pub cache_ttl: Duration,
     /// `PORTICO_SHUTDOWN_GRACE_SECS` (default 20): drain time for in-flight requests.
     pub shutdown_grace: Duration,
+    /// `PORTICO_RETENTION_SCHEDULE` (default `0 2 * * *`, UTC): when every process's
+    /// `retention_cleanup` job runs (a cron expression, `every 6h`, or `off`).
+    pub retention_schedule: crate::jobs::Schedule,
+    /// `PORTICO_CACHE_WARM_SCHEDULE` (default `every 5m`): when the `cache_warmer` job of a
+    /// service with hot caches reloads them.
+    pub cache_warm_schedule: crate::jobs::Schedule,
 }
 
 impl CommonConfig {
@@ -274,6 +280,14 @@ impl CommonConfig {
             cache_l1_ttl: vars.millis("PORTICO_CACHE_L1_TTL_MS", Duration::from_secs(2))?,
             cache_ttl: vars.secs("PORTICO_CACHE_TTL_SECS", Duration::from_secs(300))?,
             shutdown_grace: vars.secs("PORTICO_SHUTDOWN_GRACE_SECS", Duration::from_secs(20))?,
+            retention_schedule: parse(
+                "PORTICO_RETENTION_SCHEDULE",
+                &vars.string("PORTICO_RETENTION_SCHEDULE", "0 2 * * *"),
+            )?,
+            cache_warm_schedule: parse(
+                "PORTICO_CACHE_WARM_SCHEDULE",
+                &vars.string("PORTICO_CACHE_WARM_SCHEDULE", "every 5m"),
+            )?,
         })
     }
 

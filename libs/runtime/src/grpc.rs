@@ -26,7 +26,11 @@ use tonic::{
 };
 use tracing::Instrument;
 
-use crate::{cache::CacheRegistry, error::Problem, telemetry};
+use crate::{
+    cache::CacheRegistry,
+    error::{ErrorCode, Problem},
+    telemetry,
+};
 
 /// Metadata key of the internal token.
 pub const INTERNAL_TOKEN_METADATA: &str = "x-portico-internal-token";
@@ -202,6 +206,8 @@ pub struct OpsInfo {
     pub probes: Vec<(&'static str, Probe)>,
     /// Erases a deleted account's data.
     pub eraser: Option<Eraser>,
+    /// Its scheduled jobs.
+    pub jobs: Option<crate::jobs::Jobs>,
     started_at_ms: i64,
 }
 
@@ -213,6 +219,7 @@ impl OpsInfo {
             caches,
             probes: Vec::new(),
             eraser: None,
+            jobs: None,
             started_at_ms: crate::db::now_ms(),
         }
     }
@@ -240,6 +247,40 @@ impl Ops for OpsInfo {
             }
             let removed = eraser(req.user_id).await?;
             Ok(ops::EraseUserResponse { removed })
+        })
+        .await
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ops::ListJobsRequest>,
+    ) -> Result<Response<ops::ListJobsResponse>, Status> {
+        let jobs = self.jobs.clone();
+        handle(self.service, "ListJobs", request, |_| async move {
+            let Some(jobs) = jobs else {
+                return Ok(ops::ListJobsResponse::default());
+            };
+            let listed = jobs.list().await.map_err(|e| Problem::internal(e.to_string()))?;
+            Ok(ops::ListJobsResponse {
+                jobs: listed.into_iter().map(ops::Job::from).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn run_job(&self, request: Request<ops::RunJobRequest>) -> Result<Response<ops::RunJobResponse>, Status> {
+        let jobs = self.jobs.clone();
+        handle(self.service, "RunJob", request, |req| async move {
+            use crate::jobs::RunNowError;
+            let Some(jobs) = jobs else {
+                return Err(Problem::new(ErrorCode::NotFound, "this service has no jobs"));
+            };
+            match jobs.run_now(&req.name).await {
+                Ok(run_id) => Ok(ops::RunJobResponse { run_id }),
+                Err(e @ RunNowError::Unknown(_)) => Err(Problem::new(ErrorCode::NotFound, e.to_string())),
+                Err(e @ RunNowError::Busy(_)) => Err(Problem::new(ErrorCode::Conflict, e.to_string())),
+                Err(RunNowError::Db(e)) => Err(Problem::internal(e.to_string())),
+            }
         })
         .await
     }
@@ -351,6 +392,8 @@ pub(crate) struct Launch {
     pub(crate) token: String,
     /// Erases a deleted account's data (served as `Ops/EraseUser`).
     pub(crate) eraser: Eraser,
+    /// Its scheduled jobs (served as `Ops/ListJobs` and `Ops/RunJob`).
+    pub(crate) jobs: crate::jobs::Jobs,
     /// Cancelled to stop accepting and drain.
     pub(crate) shutdown: CancellationToken,
 }
@@ -361,6 +404,7 @@ pub(crate) fn launch(l: Launch) -> tokio::task::JoinHandle<Result<(), String>> {
     let probe_db = l.db.clone();
     let mut ops = OpsInfo::new(l.short_name, l.caches);
     ops.eraser = Some(l.eraser);
+    ops.jobs = Some(l.jobs);
     ops = ops.probe(
         "database",
         Arc::new(move || {

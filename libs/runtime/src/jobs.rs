@@ -169,6 +169,76 @@ impl Job {
     }
 }
 
+/// One part of a job made of several ([`Job::of_parts`]): its work, answering a summary.
+pub type Task = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// Wraps an async closure as a [`Task`].
+pub fn task<F, Fut>(work: F) -> Task
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<String, String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(work()))
+}
+
+impl Job {
+    /// A job that runs named `parts` in turn: its summary says what each did; a part that
+    /// fails does not stop the others, and the run fails naming it. Stops between parts when
+    /// the run is cancelled.
+    pub fn of_parts(name: impl Into<String>, schedule: Schedule, parts: Vec<(String, Task)>) -> Job {
+        let parts = Arc::new(parts);
+        Job::new(name, schedule, move |ctx: RunContext| {
+            let parts = parts.clone();
+            async move {
+                let (mut done, mut failed) = (Vec::new(), Vec::new());
+                for (part, work) in parts.iter() {
+                    if ctx.cancel.is_cancelled() {
+                        failed.push(format!("{part}: not run, the run was stopped"));
+                        continue;
+                    }
+                    match work().await {
+                        Ok(summary) => done.push(format!("{part}: {summary}")),
+                        Err(error) => failed.push(format!("{part}: {error}")),
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(done.join("; "))
+                } else {
+                    Err(failed.into_iter().chain(done).collect::<Vec<_>>().join("; "))
+                }
+            }
+        })
+    }
+}
+
+/// The name of every process's daily cleanup job.
+pub const RETENTION_CLEANUP: &str = "retention_cleanup";
+/// The name of the job that reloads a service's hot caches.
+pub const CACHE_WARMER: &str = "cache_warmer";
+
+/// Days of finished job runs and delivered outbox rows a process keeps.
+pub const RUNTIME_RETENTION_DAYS: i64 = 14;
+
+/// The runtime's own part of every process's `retention_cleanup`: finished job runs and
+/// delivered outbox rows older than [`RUNTIME_RETENTION_DAYS`].
+pub fn runtime_retention(db: Db) -> (String, Task) {
+    let work = task(move || {
+        let db = db.clone();
+        async move {
+            let before = now_ms() - RUNTIME_RETENTION_DAYS * 86_400_000;
+            let (runs, delivered) = db
+                .write(move |c| {
+                    let runs = store::purge(c, before)?;
+                    Ok::<_, DbError>((runs, crate::outbox::purge_delivered(c, before)?))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("{runs} job runs and {delivered} delivered messages removed"))
+        }
+    });
+    ("runtime".to_string(), work)
+}
+
 /// A job as admins see it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatus {
@@ -178,6 +248,34 @@ pub struct JobStatus {
     pub next_run_at: Option<i64>,
     pub last_run: Option<RunRow>,
     pub last_success_at: Option<i64>,
+}
+
+impl From<RunRow> for portico_proto::ops::v1::JobRun {
+    fn from(r: RunRow) -> Self {
+        portico_proto::ops::v1::JobRun {
+            id: r.id,
+            scheduled_at_ms: r.scheduled_at,
+            attempt: r.attempt,
+            cause: r.cause,
+            runner: r.runner,
+            started_at_ms: r.started_at,
+            finished_at_ms: r.finished_at,
+            outcome: r.outcome,
+            detail: r.detail.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<JobStatus> for portico_proto::ops::v1::Job {
+    fn from(j: JobStatus) -> Self {
+        portico_proto::ops::v1::Job {
+            name: j.name,
+            schedule: j.schedule,
+            next_run_at_ms: j.next_run_at,
+            last_run: j.last_run.map(Into::into),
+            last_success_at_ms: j.last_success_at,
+        }
+    }
 }
 
 /// Why a run by hand was refused.
@@ -691,6 +789,53 @@ mod tests {
             assert_eq!(listed[0].last_run.as_ref().map(|r| r.attempt), Some(2));
             assert!(listed[0].last_success_at.is_some() && listed[0].next_run_at.is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_job_of_parts_runs_every_part_and_names_the_one_that_failed() {
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let part = |outcome: Result<&'static str, &'static str>| {
+            let ran = ran.clone();
+            task(move || {
+                let ran = ran.clone();
+                async move {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    outcome.map(str::to_string).map_err(str::to_string)
+                }
+            })
+        };
+        let ctx = || RunContext {
+            run_id: 1,
+            scheduled_at: 0,
+            cancel: CancellationToken::new(),
+        };
+        let fine = Job::of_parts(
+            "cleanup",
+            Schedule::Off,
+            vec![("a".into(), part(Ok("1 row"))), ("b".into(), part(Ok("2 rows")))],
+        );
+        assert_eq!((fine.work)(ctx()).await, Ok("a: 1 row; b: 2 rows".to_string()));
+        let failing = Job::of_parts(
+            "cleanup",
+            Schedule::Off,
+            vec![
+                ("a".into(), part(Err("database gone"))),
+                ("b".into(), part(Ok("2 rows"))),
+            ],
+        );
+        assert_eq!(
+            (failing.work)(ctx()).await,
+            Err("a: database gone; b: 2 rows".to_string()),
+            "the failure first, and the other part still ran"
+        );
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 4);
+        let stopped = ctx();
+        stopped.cancel.cancel();
+        assert_eq!(
+            (fine.work)(stopped).await,
+            Err("a: not run, the run was stopped; b: not run, the run was stopped".to_string())
+        );
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]

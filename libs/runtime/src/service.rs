@@ -15,7 +15,7 @@ use crate::{
     db::{Db, Migrations},
     error::Problem,
     grpc::{self, Eraser, Launch, RequireInternalToken, Running},
-    jobs::{self, Job, Jobs},
+    jobs::{self, Job, Jobs, Schedule, Task},
     redis::SharedRedis,
 };
 
@@ -68,7 +68,32 @@ pub struct Foundation {
     /// Stops background work with the server.
     pub shutdown: CancellationToken,
     internal_token: String,
-    scheduled: std::sync::Mutex<Vec<Job>>,
+    retention_schedule: Schedule,
+    cache_warm_schedule: Schedule,
+    planned: std::sync::Mutex<Planned>,
+}
+
+/// The jobs a service asked for while it was built.
+#[derive(Default)]
+struct Planned {
+    jobs: Vec<Job>,
+    retention: Vec<(String, Task)>,
+    warmers: Vec<(String, Task)>,
+}
+
+impl Planned {
+    /// Its own jobs, plus `retention_cleanup` (the service's parts and the runtime's own) and,
+    /// when it has hot caches, `cache_warmer`.
+    fn into_jobs(self, db: &Db, retention: Schedule, warm: Schedule) -> Vec<Job> {
+        let mut jobs = self.jobs;
+        let mut parts = self.retention;
+        parts.push(jobs::runtime_retention(db.clone()));
+        jobs.push(Job::of_parts(jobs::RETENTION_CLEANUP, retention, parts).lease(std::time::Duration::from_secs(300)));
+        if !self.warmers.is_empty() {
+            jobs.push(Job::of_parts(jobs::CACHE_WARMER, warm, self.warmers));
+        }
+        jobs
+    }
 }
 
 impl Foundation {
@@ -93,17 +118,35 @@ impl Foundation {
             caches,
             shutdown,
             internal_token: config.common.internal_token.expose().clone(),
-            scheduled: std::sync::Mutex::new(Vec::new()),
+            retention_schedule: config.common.retention_schedule.clone(),
+            cache_warm_schedule: config.common.cache_warm_schedule.clone(),
+            planned: std::sync::Mutex::new(Planned::default()),
         })
+    }
+
+    fn plan(&self, f: impl FnOnce(&mut Planned)) {
+        match self.planned.lock() {
+            Ok(mut planned) => f(&mut planned),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
     }
 
     /// Adds a scheduled job: it runs on one replica at a time (see [`crate::jobs`]), from when
     /// the service starts until it stops.
     pub fn schedule(&self, job: Job) {
-        match self.scheduled.lock() {
-            Ok(mut jobs) => jobs.push(job),
-            Err(poisoned) => poisoned.into_inner().push(job),
-        }
+        self.plan(|p| p.jobs.push(job));
+    }
+
+    /// Adds a part to the service's `retention_cleanup` job (`PORTICO_RETENTION_SCHEDULE`,
+    /// daily at 02:00 UTC by default): what it drops once past its use.
+    pub fn retain(&self, part: &str, work: Task) {
+        self.plan(|p| p.retention.push((part.to_string(), work)));
+    }
+
+    /// Adds a hot cache to the service's `cache_warmer` job (`PORTICO_CACHE_WARM_SCHEDULE`,
+    /// every 5 minutes by default): reloads it so callers do not wait for a cold load.
+    pub fn warm(&self, part: &str, work: Task) {
+        self.plan(|p| p.warmers.push((part.to_string(), work)));
     }
 
     /// The interceptor the service's routes wrap: calls without the internal token are refused.
@@ -176,10 +219,13 @@ pub async fn start_on<S: Service>(
         registry,
         shutdown,
         internal_token,
-        scheduled,
+        retention_schedule,
+        cache_warm_schedule,
+        planned,
         ..
     } = foundation;
-    let scheduled = scheduled.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let planned = planned.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let scheduled = planned.into_jobs(&db, retention_schedule, cache_warm_schedule);
     let (scheduler, jobs) = jobs::scheduler(db.clone(), jobs::this_replica(), scheduled);
     tokio::spawn(scheduler.run(shutdown.clone()));
     let task = grpc::launch(Launch {
@@ -192,6 +238,7 @@ pub async fn start_on<S: Service>(
         redis,
         token: internal_token,
         eraser,
+        jobs: jobs.clone(),
         shutdown,
     });
     Ok(Started {

@@ -12,6 +12,7 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Environment, Vars},
     db::Migrations,
+    jobs,
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 
@@ -54,6 +55,17 @@ impl Service for BetaConfig {
                 .await
                 .map_err(|e| format!("seeding demo codes: {e}"))?;
         }
+        let warmed = beta.clone();
+        foundation.warm(
+            "feature table",
+            jobs::task(move || {
+                let beta = warmed.clone();
+                async move {
+                    let n = beta.warm().await.map_err(|e| e.to_string())?;
+                    Ok(format!("{n} features loaded"))
+                }
+            }),
+        );
         let routes = tonic::service::Routes::new(BetaServiceServer::with_interceptor(beta.clone(), foundation.guard()));
         Ok((beta, routes))
     }

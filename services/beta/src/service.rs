@@ -110,6 +110,18 @@ impl Beta {
             .await
     }
 
+    /// Reloads the feature table into both cache layers (the `cache_warmer` job): how many
+    /// features it holds. Like any load, a change committed meanwhile invalidates it after.
+    pub async fn warm(&self) -> Result<usize, BetaError> {
+        let table = self
+            .db
+            .run(|conn| Ok::<_, BetaError>(Arc::new(FeatureRow::all(conn)?)))
+            .await?;
+        let n = table.len();
+        self.features.set(FEATURES_KEY, table).await;
+        Ok(n)
+    }
+
     async fn access(&self, user_id: &str) -> Result<pb::UserAccess, BetaError> {
         let (membership, table) = tokio::try_join!(self.membership(user_id), self.feature_table())?;
         let level = membership

@@ -21,7 +21,7 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
     db::{Migrations, now_ms},
-    jobs::{Job, Schedule},
+    jobs,
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 
@@ -54,8 +54,6 @@ pub struct MediaConfig {
     pub max_pixels: u64,
     /// `PORTICO_MEDIA_UPLOAD_TTL_SECS` (default 86,400): how long a tus upload lives.
     pub upload_ttl: Duration,
-    /// `PORTICO_MEDIA_CLEANUP_INTERVAL_SECS` (default 600): how often the cleanup job runs.
-    pub cleanup_interval: Duration,
     /// Where objects go: `PORTICO_MEDIA_DIR` (default `<PORTICO_DATA_DIR>/media`), or an
     /// S3-compatible bucket when `PORTICO_S3_BUCKET` is set.
     pub storage: StorageConfig,
@@ -107,7 +105,6 @@ impl MediaConfig {
             max_chunk_bytes,
             max_pixels,
             upload_ttl: positive_secs(vars, "PORTICO_MEDIA_UPLOAD_TTL_SECS", 24 * 3600)?,
-            cleanup_interval: positive_secs(vars, "PORTICO_MEDIA_CLEANUP_INTERVAL_SECS", 600)?,
             storage,
         })
     }
@@ -138,7 +135,7 @@ impl Service for MediaConfig {
     const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
     type App = MediaApp;
 
-    /// Opens the object store and starts the cleanup job.
+    /// Opens the object store; its cleanup is part of `retention_cleanup`.
     async fn build(self, foundation: &Foundation) -> Result<(MediaApp, tonic::service::Routes), String> {
         let objects = Objects::open(&self.storage)?;
         let ttl_ms = i64::try_from(self.upload_ttl.as_millis()).unwrap_or(i64::MAX);
@@ -149,7 +146,7 @@ impl Service for MediaConfig {
             self.max_chunk_bytes,
             ttl_ms,
         );
-        foundation.schedule(cleanup_job(app.clone(), self.cleanup_interval));
+        foundation.retain("media", cleanup_task(app.clone()));
         let max_message = usize::try_from(self.max_bytes)
             .unwrap_or(usize::MAX)
             .saturating_add(MESSAGE_HEADROOM);
@@ -174,10 +171,10 @@ impl EraseUser for MediaApp {
     }
 }
 
-/// [`MediaApp::cleanup`] every `every`, as a scheduled job (one replica per period).
-fn cleanup_job(app: MediaApp, every: Duration) -> Job {
-    let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
-    Job::new("media_cleanup", Schedule::Every(every), move |_| {
+/// [`MediaApp::cleanup`], as the media part of `retention_cleanup`: pending media never
+/// completed, expired tus uploads, stray objects and old histogram rows.
+fn cleanup_task(app: MediaApp) -> jobs::Task {
+    jobs::task(move || {
         let app = app.clone();
         async move {
             let r = app.cleanup(now_ms()).await.map_err(|e| e.to_string())?;
@@ -205,7 +202,6 @@ mod tests {
         assert_eq!((c.max_bytes, c.max_pixels), (25 * 1024 * 1024, 50_000_000));
         assert_eq!(c.max_chunk_bytes, 8 * 1024 * 1024);
         assert_eq!(c.upload_ttl, Duration::from_secs(86_400));
-        assert_eq!(c.cleanup_interval, Duration::from_secs(600));
         assert_eq!(c.storage, StorageConfig::Local("/srv/portico/media".into()));
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::{
 
 use portico_runtime::{
     db::{DbConnection, now_ms},
-    lease, outbox,
+    outbox,
 };
 use portico_sketch::Histogram;
 use serde_json::{Value, json};
@@ -25,8 +25,6 @@ use crate::{
 
 /// The outbox topic of alert webhooks.
 pub const WEBHOOK_TOPIC: &str = "alert_webhook";
-/// The lease the evaluator (and the probes) run under.
-const LEADER_LEASE: &str = "alert-evaluator";
 /// What `seeds` records once the default rules are in.
 const DEFAULTS_SEED: &str = "default_alert_rules";
 /// How long a link in a notice works.
@@ -49,9 +47,11 @@ const MAX_LABELS: usize = 64;
 /// How alerting runs.
 #[derive(Clone, Debug)]
 pub struct AlertSettings {
-    /// `PORTICO_ALERT_EVAL_INTERVAL_SECS` (15; 0 turns the evaluator off).
+    /// `PORTICO_ALERT_EVAL_INTERVAL_SECS` (15; 0 turns the evaluator off): the
+    /// `alert_evaluation` job's period.
     pub eval_interval: std::time::Duration,
-    /// `PORTICO_MONITORING_PROBE_INTERVAL_SECS` (30; 0 turns the probes off).
+    /// `PORTICO_MONITORING_PROBE_INTERVAL_SECS` (30; 0 turns the probes off): the
+    /// `health_probes` job's period.
     pub probe_interval: std::time::Duration,
     /// `PORTICO_ALERT_NOTIFY`: where the seeded rules and client-reported alerts notify
     /// (comma-separated e-mail addresses and webhook URLs; none by default).
@@ -547,24 +547,6 @@ impl Monitoring {
             }
         }
         Ok(())
-    }
-
-    /// Takes or renews the evaluator's lease for `holder` at `now`: true while it leads. On
-    /// SQLite (one process) it always leads.
-    pub async fn lead(&self, holder: &str, now: i64, hold_ms: i64) -> Result<bool, MonitoringError> {
-        let holder = holder.to_string();
-        self.db()
-            .write(move |conn| Ok::<_, MonitoringError>(lease::hold(conn, LEADER_LEASE, &holder, now, now + hold_ms)?))
-            .await
-    }
-
-    /// Gives the lease up (clean shutdown: another replica leads at once).
-    pub async fn step_down(&self, holder: &str) -> Result<(), MonitoringError> {
-        let holder = holder.to_string();
-        self.db()
-            .write(move |conn| Ok::<_, MonitoringError>(lease::release(conn, LEADER_LEASE, &holder)?))
-            .await
-            .map(|_| ())
     }
 
     /// One pass of the evaluator at `now` (milliseconds; tests pass a clock of their own):

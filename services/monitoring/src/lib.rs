@@ -36,18 +36,14 @@ use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
     db::{Migrations, now_ms},
-    jobs::{Job, Schedule},
+    jobs::{self, Job, Schedule},
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
-use tokio_util::sync::CancellationToken;
 
 pub use alerts::AlertSettings;
 pub use app::{Monitoring, Settings};
 
 use crate::{domain::alert::Target, probes::Prober};
-
-/// How often event payloads past retention are dropped (ms).
-const PURGE_EVERY_MS: i64 = 3_600_000;
 
 /// The monitoring service's settings.
 #[derive(Clone, Debug)]
@@ -146,8 +142,8 @@ impl Service for MonitoringConfig {
     const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
     type App = Monitoring;
 
-    /// Seeds the default alert rules once, runs the outbox (mail, webhooks), the evaluator and
-    /// probes under their lease, and drops event payloads past retention every hour.
+    /// Seeds the default alert rules once, runs the outbox (mail, webhooks), and schedules the
+    /// `health_probes` and `alert_evaluation` jobs and its part of `retention_cleanup`.
     async fn build(self, foundation: &Foundation) -> Result<(Monitoring, tonic::service::Routes), String> {
         let prober = Prober::new(
             &self.settings.alerts.probes,
@@ -173,8 +169,10 @@ impl Service for MonitoringConfig {
             webhooks::handler(monitoring.alert_settings().allow_private_webhooks)?,
             shutdown.clone(),
         );
-        spawn_alerting(monitoring.clone(), prober, shutdown.clone());
-        foundation.schedule(retention_job(monitoring.clone()));
+        let alerts = monitoring.alert_settings();
+        foundation.schedule(probe_job(monitoring.clone(), prober, alerts.probe_interval));
+        foundation.schedule(evaluation_job(monitoring.clone(), alerts.eval_interval));
+        foundation.retain("monitoring", retention_task(monitoring.clone()));
         let routes = tonic::service::Routes::new(MonitoringServiceServer::with_interceptor(
             monitoring.clone(),
             foundation.guard(),
@@ -194,74 +192,57 @@ impl EraseUser for Monitoring {
     }
 }
 
-/// The evaluator and the probes, on whichever replica holds the lease: each replica asks every
-/// interval, the holder renews it for three intervals, and when it dies (or stops: it gives
-/// the lease up) another replica leads within that time.
-fn spawn_alerting(monitoring: Monitoring, prober: Prober, shutdown: CancellationToken) {
-    let settings = monitoring.alert_settings().clone();
-    let (eval, probe) = (settings.eval_interval, settings.probe_interval);
-    let every = match (eval.is_zero(), probe.is_zero()) {
-        (true, true) => return,
-        (false, true) => eval,
-        (true, false) => probe,
-        (false, false) => eval.min(probe),
-    };
-    let hold_ms = i64::try_from(every.as_millis() * 3).unwrap_or(i64::MAX);
-    let holder = uuid::Uuid::new_v4().to_string();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut last_eval, mut last_probe) = (i64::MIN, i64::MIN);
-        let due = |last: i64, now: i64, d: Duration| {
-            !d.is_zero() && now.saturating_sub(last) >= i64::try_from(d.as_millis()).unwrap_or(i64::MAX) - 100
-        };
-        while tokio::select! { _ = shutdown.cancelled() => false, _ = tick.tick() => true } {
-            let now = now_ms();
-            match monitoring.lead(&holder, now, hold_ms).await {
-                Ok(true) => metrics::gauge!("portico_alert_evaluator_leader").set(1.0),
-                Ok(false) => {
-                    metrics::gauge!("portico_alert_evaluator_leader").set(0.0);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the alert evaluator's lease could not be taken");
-                    continue;
-                }
-            }
-            if due(last_probe, now, probe) {
-                last_probe = now;
-                let samples = prober.probe(now).await;
-                if let Err(e) = monitoring.record_samples(samples).await {
-                    tracing::warn!(error = %e, "health probe samples not recorded");
-                }
-            }
-            if due(last_eval, now, eval) {
-                last_eval = now;
-                match monitoring.evaluate_at(now_ms()).await {
-                    Ok(pass) if pass.fired + pass.resolved > 0 => {
-                        tracing::info!(fired = pass.fired, resolved = pass.resolved, "alerts changed")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
-                }
-            }
-        }
-        if let Err(e) = monitoring.step_down(&holder).await {
-            tracing::debug!(error = %e, "the alert evaluator's lease was not given up");
-        }
-    });
+/// A job's schedule from an interval setting: every so often, or off when it is zero.
+fn every(interval: Duration) -> Schedule {
+    match i64::try_from(interval.as_millis()) {
+        Ok(0) => Schedule::Off,
+        Ok(ms) => Schedule::Every(ms),
+        Err(_) => Schedule::Off,
+    }
 }
 
-/// Drops events and per-minute rows past retention, hourly, as a scheduled job.
-fn retention_job(monitoring: Monitoring) -> Job {
-    Job::new("monitoring_retention", Schedule::Every(PURGE_EVERY_MS), move |_| {
+/// `health_probes`: every service's Ops info, recorded as samples for `service_down` rules.
+fn probe_job(monitoring: Monitoring, prober: Prober, interval: Duration) -> Job {
+    let prober = Arc::new(prober);
+    Job::new("health_probes", every(interval), move |_| {
+        let (monitoring, prober) = (monitoring.clone(), prober.clone());
+        async move {
+            let samples = prober.probe(now_ms()).await;
+            let down = samples.iter().filter(|s| !s.healthy).count();
+            let n = samples.len();
+            monitoring.record_samples(samples).await.map_err(|e| e.to_string())?;
+            Ok(format!("{n} targets probed, {down} unhealthy"))
+        }
+    })
+}
+
+/// `alert_evaluation`: one pass of the evaluator over every enabled rule.
+fn evaluation_job(monitoring: Monitoring, interval: Duration) -> Job {
+    Job::new("alert_evaluation", every(interval), move |_| {
+        let monitoring = monitoring.clone();
+        async move {
+            let pass = monitoring.evaluate_at(now_ms()).await.map_err(|e| e.to_string())?;
+            if pass.fired + pass.resolved > 0 {
+                tracing::info!(fired = pass.fired, resolved = pass.resolved, "alerts changed");
+            }
+            Ok(format!(
+                "{} pending, {} fired, {} reminded, {} resolved",
+                pass.pended, pass.fired, pass.repeated, pass.resolved
+            ))
+        }
+    })
+}
+
+/// The monitoring part of `retention_cleanup`: events, samples and per-minute rows past
+/// retention.
+fn retention_task(monitoring: Monitoring) -> jobs::Task {
+    jobs::task(move || {
         let monitoring = monitoring.clone();
         async move {
             let n = monitoring.purge().await.map_err(|e| e.to_string())?;
             Ok(format!("{n} rows past retention dropped"))
         }
     })
-    .lease(Duration::from_secs(300))
 }
 
 #[cfg(test)]

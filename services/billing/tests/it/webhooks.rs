@@ -278,11 +278,14 @@ each_backend!(reconciliation_is_a_scheduled_job_recorded_per_run, |backend| {
             .iter()
             .map(|j| (j.name.as_str(), j.schedule.as_str()))
             .collect::<Vec<_>>(),
-        [("billing_reconciliation", "every 1h")]
+        [
+            ("billing_reconciliation", "every 1h"),
+            ("retention_cleanup", "0 2 * * *")
+        ]
     );
     assert!(
-        listed[0].last_run.is_none(),
-        "{backend:?}: a fresh database waits for the next hour"
+        listed.iter().all(|j| j.last_run.is_none()),
+        "{backend:?}: a fresh database waits for the next period"
     );
     let id = s.jobs.run_now("billing_reconciliation").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
