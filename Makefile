@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check backup-drill
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -33,6 +33,9 @@ fmt:
 # the tools are pinned in contract/, and .ci/run installs them).
 contract:
 	./contract/run.sh
+
+backup-drill:
+	./deploy/backup-drill.sh
 
 bench:
 	$(CARGO) bench -p portico-gateway --bench gateway

@@ -6,6 +6,7 @@
 //! - `portico analyze FILE.json`: the workflow analyser, for a customer's CI.
 
 mod analyze;
+mod backup;
 mod metrics_server;
 
 /// Request handling allocates many short-lived buffers; mimalloc serves them markedly faster
@@ -50,6 +51,36 @@ enum Command {
         /// Which component.
         #[arg(value_enum)]
         component: Component,
+    },
+    /// Back up every component's database and the media objects to a directory or
+    /// `s3://bucket/prefix` (AWS_* variables for S3), then apply retention.
+    Backup {
+        /// Where backups go.
+        #[arg(long)]
+        to: String,
+        /// Backups kept (the newest ones).
+        #[arg(long, default_value_t = 7)]
+        keep: usize,
+        /// Backups older than this many days are removed (the newest is always kept).
+        #[arg(long, default_value_t = 30)]
+        max_age_days: u32,
+    },
+    /// Restore a backup (the newest complete one unless `--backup ID`) over every component's
+    /// database and the media objects. Stop the services first. Everything is verified before
+    /// anything changes; the databases are put in place together or not at all.
+    Restore {
+        /// Where backups are.
+        #[arg(long)]
+        from: String,
+        /// Which backup (as `portico backups` lists them).
+        #[arg(long)]
+        backup: Option<String>,
+    },
+    /// List the backups in a target and whether each can be restored.
+    Backups {
+        /// Where backups are.
+        #[arg(long = "in")]
+        target: String,
     },
     /// Operator commands on the gateway's database (PORTICO_GATEWAY_DATABASE_URL).
     Admin {
@@ -114,6 +145,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let component = match cli.command {
         Command::Analyze { file, json, max_steps } => return analyze::run(&file, json, max_steps),
         Command::Admin { action } => return admin(action).await,
+        Command::Backup { to, keep, max_age_days } => {
+            return backup::backup(&to, portico_backup::Retention { keep, max_age_days }).await;
+        }
+        Command::Restore { from, backup } => return backup::restore(&from, backup.as_deref()).await,
+        Command::Backups { target } => return backup::list(&target).await,
         Command::Dev => None,
         Command::Serve { component } => Some(component),
     };

@@ -54,7 +54,8 @@ use crate::{
     ratelimit::RateLimiter,
 };
 
-const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
+/// The gateway's schema.
+pub const MIGRATIONS: Migrations = portico_runtime::embed_migrations!();
 
 /// A gRPC client channel that presents the internal token.
 type Authed = InterceptedService<Channel, PresentInternalToken>;

@@ -63,6 +63,22 @@ pub struct Migrations {
     pub sqlite: EmbeddedMigrations,
 }
 
+impl Migrations {
+    /// The versions of the migrations for one backend, in order (what a database of that
+    /// backend records once migrated; backups check restores against them).
+    pub fn versions(&self, postgres: bool) -> Result<Vec<String>, DbError> {
+        use diesel::migration::MigrationSource;
+        let names = if postgres {
+            MigrationSource::<diesel::pg::Pg>::migrations(&self.postgres)
+                .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect::<Vec<_>>())
+        } else {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&self.sqlite)
+                .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect::<Vec<_>>())
+        };
+        names.map_err(|e| DbError::Migration(e.to_string()))
+    }
+}
+
 /// The calling crate's `migrations/postgres` and `migrations/sqlite`, embedded as
 /// [`Migrations`] (the caller depends on `diesel_migrations`).
 #[macro_export]
@@ -124,10 +140,20 @@ enum Target {
     Sqlite(String),
 }
 
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The file of a `sqlite://PATH` URL.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+}
+
 fn parse_url(url: &str) -> Result<Target, DbError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         Ok(Target::Postgres(url.to_string()))
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
+    } else if let Some(path) = sqlite_path(url) {
         Ok(Target::Sqlite(path.to_string()))
     } else if url == "sqlite::memory:" {
         Ok(Target::Sqlite(":memory:".to_string()))
@@ -159,7 +185,9 @@ impl Manager {
                     message: e.to_string(),
                 })?;
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                    // The timeout first: switching to WAL waits, too, for a connection that is
+                    // closing (its last checkpoint holds the database for a moment).
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| DbError::Connect {

@@ -74,6 +74,11 @@ impl Objects {
         Ok(Objects { store })
     }
 
+    /// The store itself (backups copy its objects).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     /// Writes one object.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), object_store::Error> {
         self.store
