@@ -392,12 +392,28 @@ where
     }
 }
 
+/// The advisory lock key migrations run under on PostgreSQL ("portico" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f;
+
 fn run_migrations(conn: &mut DbConnection, migrations: Migrations) -> Result<(), DbError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     let applied = match conn {
-        DbConnection::Postgresql(c) => c.run_pending_migrations(migrations.postgres).map(|v| v.len()),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(migrations.sqlite).map(|v| v.len()),
-    }
-    .map_err(|e| DbError::Migration(e.to_string()))?;
+        DbConnection::Postgresql(c) => {
+            // Replicas that start together migrate one at a time: the others wait for this
+            // session lock, then find nothing pending. It ends with the session if we die.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let applied = c.run_pending_migrations(migrations.postgres).map(|v| v.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            applied.map_err(failed)?
+        }
+        // Processes sharing a file migrate one at a time: the write lock is taken first (the
+        // others wait in the busy timeout), each migration runs in a savepoint inside.
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(migrations.sqlite)
+                .map(|v| v.len())
+                .map_err(failed)
+        })?,
+    };
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
@@ -407,4 +423,28 @@ fn run_migrations(conn: &mut DbConnection, migrations: Migrations) -> Result<(),
 /// Milliseconds since the Unix epoch: every timestamp column stores this, on both backends.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_starting_together_each_migrate_without_failing() {
+        for backend in portico_testkit::backends() {
+            let db = portico_testkit::TestDb::new(backend, "migrate_together");
+            let starts = (0..6).map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move {
+                    super::Db::connect(&url, crate::outbox::MIGRATIONS, 2)
+                        .await
+                        .map(|d| d.close())
+                })
+            });
+            for started in futures_util::future::join_all(starts).await {
+                let started = started
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                assert!(started.is_ok(), "{backend:?}: {started:?}");
+            }
+        }
+    }
 }
