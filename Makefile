@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check backup-drill
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check backup-drill smoke k8s-check
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -36,6 +36,12 @@ contract:
 
 backup-drill:
 	./deploy/backup-drill.sh
+
+smoke:
+	./deploy/smoke.sh
+
+k8s-check:
+	./deploy/k8s/check.sh
 
 bench:
 	$(CARGO) bench -p portico-gateway --bench gateway

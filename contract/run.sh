@@ -13,18 +13,10 @@
 # The tools are pinned in contract/requirements.txt and contract/package.json; `.ci/run`
 # installs them. SCHEMATHESIS_EXAMPLES (default 10) bounds the examples per operation.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=contract
+source "$(dirname "$0")/../deploy/lib.sh"
+portico_binary "${1:-}"
 ROOT=$PWD
-say() { printf '\n== %s\n' "$*"; }
-die() { printf 'contract: %s\n' "$*" >&2; exit 1; }
-
-TARGET=${CARGO_TARGET_DIR:-target}
-PORTICO=${1:-}
-if [ -z "$PORTICO" ]; then
-  cargo build -q -p portico --locked
-  PORTICO="$TARGET/debug/portico"
-fi
-[ -x "$PORTICO" ] || die "no portico binary at $PORTICO"
 TOOLS=${PORTICO_CONTRACT_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/portico/contract-tools}
 REDOCLY="$TOOLS/node_modules/.bin/redocly"
 [ -f "$TOOLS/node_modules/stripe/package.json" ] \

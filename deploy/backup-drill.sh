@@ -11,17 +11,9 @@
 # PORTICO_DRILL_PG_URL (default PORTICO_TEST_PG_URL, else postgres://postgres@127.0.0.1:5432/postgres)
 # names a server where the drill may create and drop databases named portico_drill_*.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-say() { printf '\n== %s\n' "$*"; }
-die() { printf 'backup-drill: %s\n' "$*" >&2; exit 1; }
-
-TARGET=${CARGO_TARGET_DIR:-target}
-PORTICO=${1:-}
-if [ -z "$PORTICO" ]; then
-  cargo build -q -p portico --locked
-  PORTICO="$TARGET/debug/portico"
-fi
-[ -x "$PORTICO" ] || die "no portico binary at $PORTICO"
+SCRIPT=backup-drill
+source "$(dirname "$0")/lib.sh"
+portico_binary "${1:-}"
 for tool in psql pg_dump pg_restore curl python3; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
 done

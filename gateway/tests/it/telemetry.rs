@@ -1,53 +1,16 @@
 //! One trace per request across gateway and service, exported over OTLP to a real receiver.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
-};
 use portico_runtime::config::{CommonConfig, Vars};
+use portico_testkit::otlp::Receiver;
 use reqwest::StatusCode;
 
 use crate::support::Stack;
 
-#[derive(Clone, Default)]
-struct Receiver {
-    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.spans.lock().unwrap();
-        for rs in request.into_inner().resource_spans {
-            for ss in rs.scope_spans {
-                spans.extend(ss.spans);
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_one_trace_from_the_client_through_the_service() {
-    let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tokio_stream_from(listener);
-    let server = receiver.clone();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(server))
-            .serve_with_incoming(incoming)
-            .await
-    });
+    let (receiver, addr) = Receiver::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let common = CommonConfig::from_vars(&Vars::from_map([
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
         ("PORTICO_LOG", "info".to_string()),
@@ -81,7 +44,7 @@ async fn a_request_is_one_trace_from_the_client_through_the_service() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let spans = receiver.spans.lock().unwrap().clone();
+        let spans: Vec<_> = receiver.spans().into_iter().map(|r| r.span).collect();
         let ours: Vec<_> = spans.iter().filter(|s| hex::encode(&s.trace_id) == trace_id).collect();
         let http = ours.iter().find(|s| s.name == "GET /v1/beta/user-access");
         let grpc = ours.iter().find(|s| s.name == "beta/GetUserAccess");
@@ -117,10 +80,4 @@ async fn a_request_is_one_trace_from_the_client_through_the_service() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl futures_util::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
-    futures_util::stream::unfold(listener, |l| async move { Some((l.accept().await.map(|(s, _)| s), l)) })
 }

@@ -11,6 +11,7 @@ use std::{
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
+pub mod otlp;
 mod smtp;
 
 pub use smtp::{Received, SmtpSink};
