@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The restore drill (`make backup-drill`), on real PostgreSQL: every component on its own
-# database, filled through the API; a backup taken while the stack runs, another once it has
-# stopped; every database dropped and the media objects deleted; `portico restore`; then the
-# row count of every table of every database compared with before, and a signed-in request
-# (sign-in with the old password, the uploaded image's bytes) answered by the restored stack.
-# Prints the measured recovery time (restore + start until ready) as `RTO: <seconds> s`.
+# database, filled through the API; a backup taken while the stack runs (to a directory),
+# another once it has stopped (to S3: moto's server standing in); every database dropped
+# and the media objects deleted; `portico restore` from S3; then the row count of every table
+# of every database compared with before, and a signed-in request (sign-in with the old
+# password, the uploaded image's bytes) answered by the restored stack. Prints the measured
+# recovery time (restore + start until ready) as `RTO: <seconds> s`.
 #
 #   deploy/backup-drill.sh [path/to/portico]      (default: builds the debug binary)
 #
@@ -17,6 +18,9 @@ portico_binary "${1:-}"
 for tool in psql pg_dump pg_restore curl python3; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
 done
+MOTO=${PORTICO_TEST_S3_SERVER:-$(command -v moto_server || true)}
+[ -n "$MOTO" ] || die "moto_server (pip install 'moto[server]') is required as the S3 server"
+S3_PID=
 ADMIN_URL=${PORTICO_DRILL_PG_URL:-${PORTICO_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}}
 SERVER=${ADMIN_URL%/*}
 export PGOPTIONS='--client-min-messages=warning'
@@ -25,6 +29,7 @@ WORK=$(mktemp -d)
 PID=
 cleanup() {
   [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  [ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null
   for c in $COMPONENTS; do psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS portico_drill_$c WITH (FORCE)" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
@@ -92,8 +97,17 @@ post /v1/analytics/funnel '{"sessionId":"drill-session","step":"effect_discovery
 say "backup while the stack runs"
 "$PORTICO" backup --to "$WORK/backups" || die "online backup failed"
 stop
-say "backup of the stopped stack"
-"$PORTICO" backup --to "$WORK/backups" || die "backup failed"
+say "backup of the stopped stack, to S3 (moto's server)"
+S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$MOTO" -H 127.0.0.1 -p "$S3_PORT" > "$WORK/s3.log" 2>&1 &
+S3_PID=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT" && break; sleep 0.1; done
+curl -sf -X PUT "http://127.0.0.1:$S3_PORT/drill-backups" >/dev/null || die "cannot create the backup bucket"
+export AWS_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=drill \
+  AWS_SECRET_ACCESS_KEY=drill-secret AWS_REGION=us-east-1
+BACKUPS=s3://drill-backups/portico
+"$PORTICO" backup --to "$BACKUPS" || die "backup failed"
+"$PORTICO" backups --in "$BACKUPS"
 "$PORTICO" backups --in "$WORK/backups"
 counts > "$WORK/before.txt"
 cat "$WORK/before.txt"
@@ -104,7 +118,7 @@ rm -rf "$WORK/media"
 
 say "restore"
 t0=$(date +%s.%N)
-"$PORTICO" restore --from "$WORK/backups" || die "restore failed"
+"$PORTICO" restore --from "$BACKUPS" || die "restore failed"
 t1=$(date +%s.%N)
 start
 t2=$(date +%s.%N)
