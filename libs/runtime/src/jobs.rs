@@ -118,6 +118,15 @@ impl Schedule {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a run is told.
 #[derive(Clone, Debug)]
 pub struct RunContext {
@@ -558,13 +567,18 @@ impl Scheduler {
                 scheduled_at,
                 cancel: cancel.clone(),
             };
-            let mut done = std::pin::pin!(work(ctx));
-            let mut renewal = tokio::time::interval(Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1)));
-            renewal.tick().await;
-            let result = loop {
-                tokio::select! {
-                    r = &mut done => break r,
-                    _ = renewal.tick() => {
+            // The lease is renewed by a task of its own, not beside the work in one select:
+            // a renewal awaited there would wait for SQLite's write turn while the work, not
+            // polled meanwhile, holds it. It ends with the run (or with the run's task, when
+            // the replica is stopped abruptly).
+            let renewing = AbortOnDrop(tokio::spawn({
+                let (db, name, holder, cancel) = (db.clone(), name.clone(), holder.clone(), cancel.clone());
+                async move {
+                    let mut renewal =
+                        tokio::time::interval(Duration::from_millis(u64::try_from(lease_ms / 3).unwrap_or(1)));
+                    renewal.tick().await;
+                    loop {
+                        renewal.tick().await;
                         let (n, h) = (name.clone(), holder.clone());
                         let kept = db
                             .write(move |c| store::renew(c, &n, &h, now_ms(), lease_ms).map_err(DbError::from))
@@ -574,13 +588,16 @@ impl Scheduler {
                             Ok(false) => {
                                 tracing::warn!(job = %name, run = id, "the run was taken over by another replica: stopping it");
                                 cancel.cancel();
+                                return;
                             }
                             // Keep working: the lease lasts three renewals.
                             Err(e) => tracing::warn!(job = %name, run = id, error = %e, "could not renew the run's lease"),
                         }
                     }
                 }
-            };
+            }));
+            let result = work(ctx).await;
+            drop(renewing);
             let seconds = started.elapsed().as_secs_f64();
             let (outcome, detail) = match &result {
                 Ok(summary) => (store::SUCCEEDED, summary.clone()),
@@ -789,6 +806,42 @@ mod tests {
             assert_eq!(listed[0].last_run.as_ref().map(|r| r.attempt), Some(2));
             assert!(listed[0].last_success_at.is_some() && listed[0].next_run_at.is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_holds_the_write_turn_across_a_renewal_still_ends() {
+        // On SQLite writes take turns: the work holds the turn longer than a renewal period
+        // (200 ms), within its lease (600 ms).
+        let (_t, db) = database(portico_testkit::Backend::Sqlite, "jobs_turns").await;
+        let work_db = db.clone();
+        let job = Job::new("long_write", Schedule::Off, move |_| {
+            let db = work_db.clone();
+            async move {
+                db.write(|_c: &mut DbConnection| {
+                    std::thread::sleep(Duration::from_millis(350));
+                    Ok::<_, DbError>(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok("wrote".to_string())
+            }
+        })
+        .lease(Duration::from_millis(600));
+        let (scheduler, jobs) = scheduler(db.clone(), "r", vec![job]);
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(scheduler.run(stop.clone()));
+        let id = jobs.run_now("long_write").await.unwrap();
+        let mut outcome = String::new();
+        for _ in 0..100 {
+            outcome = runs(&db, "long_write").await[0].outcome.clone();
+            if outcome != store::RUNNING {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(outcome, store::SUCCEEDED, "run {id} ended");
+        stop.cancel();
+        running.await.unwrap();
     }
 
     #[tokio::test]
