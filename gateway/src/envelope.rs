@@ -146,8 +146,9 @@ impl From<tonic::Status> for ApiError {
 }
 
 impl From<portico_runtime::db::DbError> for ApiError {
+    /// 503 when the database is unreachable, 500 otherwise.
     fn from(e: portico_runtime::db::DbError) -> Self {
-        ApiError::internal(e)
+        ApiError(Problem::from(e))
     }
 }
 

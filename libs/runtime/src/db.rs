@@ -133,6 +133,43 @@ impl DbError {
             ))
         )
     }
+
+    /// Whether the database could not be reached (down, restarting, every connection busy)
+    /// rather than the query being wrong: worth a retry, not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Connect { .. } | DbError::Pool(_) => true,
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            // PostgreSQL ending sessions for a shutdown or restart (SQLSTATE 57P01..57P03).
+            DbError::Query(Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                m.contains("terminating connection")
+                    || m.contains("shutting down")
+                    || m.contains("starting up")
+                    || m.contains("server closed the connection")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<DbError> for crate::Problem {
+    /// An unreachable database is 503 (retry shortly); anything else is an internal error.
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database is unavailable");
+            crate::Problem::new(
+                crate::ErrorCode::ServiceUnavailable,
+                "the database is unavailable; retry shortly",
+            )
+        } else {
+            crate::Problem::internal(e)
+        }
+    }
 }
 
 enum Target {
@@ -427,6 +464,18 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_database_is_503_and_a_bad_query_is_500() {
+        let dead = portico_testkit::DeadPort::new();
+        let db = super::Db::connect(&dead.url("postgres"), crate::outbox::MIGRATIONS, 1).await;
+        let e = db.err().unwrap_or_else(|| panic!("nothing listens there"));
+        assert!(e.is_unavailable(), "{e}");
+        assert_eq!(crate::Problem::from(e).code, crate::ErrorCode::ServiceUnavailable);
+        let wrong = super::DbError::Query(diesel::result::Error::NotFound);
+        assert!(!wrong.is_unavailable());
+        assert_eq!(crate::Problem::from(wrong).code, crate::ErrorCode::Internal);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn replicas_starting_together_each_migrate_without_failing() {
         for backend in portico_testkit::backends() {

@@ -84,10 +84,7 @@ impl Receiver {
     }
 
     /// Like [`Receiver::start`], also handing each span to `sink` as it arrives.
-    pub async fn start_with(
-        addr: SocketAddr,
-        sink: Option<Sink>,
-    ) -> std::io::Result<(Receiver, SocketAddr)> {
+    pub async fn start_with(addr: SocketAddr, sink: Option<Sink>) -> std::io::Result<(Receiver, SocketAddr)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let receiver = Receiver {

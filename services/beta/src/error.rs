@@ -54,7 +54,7 @@ impl From<BetaError> for Problem {
             BetaError::CodeTaken => Problem::new(ErrorCode::Conflict, "an invitation code by that name exists")
                 .with_details(serde_json::json!({"fields": {"code": "already exists"}})),
             BetaError::NotFound(what) => Problem::new(ErrorCode::NotFound, format!("{what} not found")),
-            BetaError::Db(e) => Problem::internal(e),
+            BetaError::Db(e) => e.into(),
         }
     }
 }

@@ -83,7 +83,7 @@ impl From<BillingError> for Problem {
             ),
             BillingError::NotFound(what) => Problem::new(ErrorCode::NotFound, format!("{what} not found")),
             BillingError::Provider(e) => e.into(),
-            BillingError::Db(e) => Problem::internal(e),
+            BillingError::Db(e) => e.into(),
         }
     }
 }

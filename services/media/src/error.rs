@@ -129,7 +129,7 @@ impl From<MediaError> for Problem {
                 Problem::new(ErrorCode::UploadExpired, "the upload has expired; start a new one")
                     .with_details(json!({ "expiredAtMs": expired_at_ms }))
             }
-            MediaError::Db(e) => Problem::internal(e),
+            MediaError::Db(e) => e.into(),
             MediaError::Objects(e) => Problem::internal(e),
             MediaError::Task(e) => Problem::internal(e),
         }

@@ -60,7 +60,7 @@ impl From<MonitoringError> for Problem {
             MonitoringError::NotFound(what) => Problem::new(ErrorCode::NotFound, format!("{what} not found")),
             MonitoringError::Conflict(why) => Problem::new(ErrorCode::Conflict, why),
             MonitoringError::Link(why) => Problem::new(ErrorCode::LinkInvalid, why),
-            MonitoringError::Db(e) => Problem::internal(e),
+            MonitoringError::Db(e) => e.into(),
         }
     }
 }

@@ -153,7 +153,7 @@ impl From<WorkflowError> for Problem {
                 .with_details(details)
             }
             WorkflowError::NotFound => Problem::new(ErrorCode::NotFound, "analysis not found"),
-            WorkflowError::Db(e) => Problem::internal(e),
+            WorkflowError::Db(e) => e.into(),
             WorkflowError::Task(e) => Problem::internal(e),
         }
     }
