@@ -50,8 +50,6 @@ shape_up "${RATES[@]}"
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 TOKEN=$(curl -sf "$URL/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"faults@example.com","password":"faults horse battery staple"}' | json 'd["data"]["accessToken"]')
-curl -sf -X POST "$URL/v1/beta/join" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-  -d '{"code":"COSNAPBETA2025"}' >/dev/null
 echo '{"feature":"faults","action":"used"}' > "$WORK/event.json"
 MISSED=0
 verdict() { # verdict OK|MISSED TEXT
@@ -148,7 +146,13 @@ error_log $WORK/nginx-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream gateways { server 127.0.0.1:${PORT[gateway]}; server 127.0.0.1:$second; keepalive 64; }
+  # A replica that refuses a connection is retried on the other (proxy_next_upstream) and
+  # tried again on the next request (max_fails=0): it is back as soon as it listens.
+  upstream gateways {
+    server 127.0.0.1:${PORT[gateway]} max_fails=0;
+    server 127.0.0.1:$second max_fails=0;
+    keepalive 64;
+  }
   server {
     listen 127.0.0.1:$lb;
     location / {
@@ -178,10 +182,12 @@ NGINX
     kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
     failed=$(failed_of "$WORK/rolling-load.txt")
     [ "$failed" = 0 ] && verdict OK "both replicas restarted: $(cat "$WORK/rolling-load.txt")" \
-      || verdict MISSED "$(cat "$WORK/rolling-load.txt")"
+      || verdict MISSED "$(cat "$WORK/rolling-load.txt"); nginx: $(tail -3 "$WORK/nginx-error.log" | tr '\n' ' ')"
     ;;
   capacity)
-    "$LOAD" "$URL/v1/beta/user-access" "$TOKEN" - 5000 60 1000 > "$WORK/capacity.txt"
+    # Two cores: the load generator on one, every Portico process on the other.
+    [ -n "${PIN:-}" ] && for c in $COMPONENTS; do taskset -apc 1 "${PIDS[$c]}" >/dev/null; done
+    taskset -c 0 "$LOAD" "$URL/v1/beta/user-access" "$TOKEN" - 5000 60 1000 > "$WORK/capacity.txt"
     p95=$(sed -n 's/.*p95 \([0-9.]*\) ms.*/\1/p' "$WORK/capacity.txt")
     failed=$(failed_of "$WORK/capacity.txt")
     if python3 -c "import sys; sys.exit(0 if float('$p95') < 20 else 1)" && [ "$failed" = 0 ]; then

@@ -13,7 +13,8 @@
 # PORTICO_SHAPE_PG_URL (default PORTICO_TEST_PG_URL, else postgres://postgres@127.0.0.1:5432/postgres)
 # may create and drop databases named portico_<SHAPE>_*; REDIS_URL (default
 # redis://127.0.0.1:6379) gets a key prefix of its own; moto_server comes from PyPI
-# (PORTICO_TEST_S3_SERVER or the PATH).
+# (PORTICO_TEST_S3_SERVER or the PATH). SHAPE_LOG and SHAPE_SAMPLE (default `info` and 1.0, as
+# compose) set PORTICO_LOG and PORTICO_TRACE_SAMPLE_RATIO.
 cargo build -q -p portico-testkit --bin otlp_sink --locked
 SINK="$TARGET/debug/otlp_sink"
 MOTO=${PORTICO_TEST_S3_SERVER:-$(command -v moto_server || true)}
@@ -59,7 +60,7 @@ shape_prepare() {
   for c in $COMPONENTS; do PORT[$c]=$(free_port); METRICS[$c]=$(free_port); done
   URL="http://127.0.0.1:${PORT[gateway]}"
   # What docker-compose.yml's x-portico-env sets, on this machine's ports.
-  export PORTICO_ENV=production PORTICO_LOG=info PORTICO_LOG_FORMAT=json \
+  export PORTICO_ENV=production PORTICO_LOG=${SHAPE_LOG:-info} PORTICO_TRACE_SAMPLE_RATIO=${SHAPE_SAMPLE:-1.0} PORTICO_LOG_FORMAT=json \
     PORTICO_INTERNAL_TOKEN="$SHAPE-$(python3 -c 'import secrets; print(secrets.token_hex(16))')" \
     PORTICO_REDIS_URL="$REDIS_URL" PORTICO_REDIS_KEY_PREFIX="$SHAPE-$$:" \
     OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" \
