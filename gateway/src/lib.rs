@@ -434,11 +434,11 @@ fn gateway_jobs(db: &Db, auth: &Auth, config: &GatewayConfig) -> Vec<Job> {
             Ok(format!("{removed} expired sessions, tokens and throttles removed"))
         }
     });
-    let parts = vec![("auth".to_string(), purge), jobs::runtime_retention(db.clone())];
-    vec![
-        Job::of_parts(jobs::RETENTION_CLEANUP, config.common.retention_schedule.clone(), parts)
-            .lease(Duration::from_secs(300)),
-    ]
+    vec![jobs::retention_cleanup(
+        db,
+        config.common.retention_schedule.clone(),
+        vec![("auth".to_string(), purge)],
+    )]
 }
 
 fn cors(origins: &[String]) -> Cors {

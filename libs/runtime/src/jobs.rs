@@ -228,6 +228,13 @@ pub const CACHE_WARMER: &str = "cache_warmer";
 /// Days of finished job runs and delivered outbox rows a process keeps.
 pub const RUNTIME_RETENTION_DAYS: i64 = 14;
 
+/// A process's `retention_cleanup` job: its own `parts`, then the runtime's
+/// ([`runtime_retention`]), on `schedule`.
+pub fn retention_cleanup(db: &Db, schedule: Schedule, mut parts: Vec<(String, Task)>) -> Job {
+    parts.push(runtime_retention(db.clone()));
+    Job::of_parts(RETENTION_CLEANUP, schedule, parts).lease(Duration::from_secs(300))
+}
+
 /// The runtime's own part of every process's `retention_cleanup`: finished job runs and
 /// delivered outbox rows older than [`RUNTIME_RETENTION_DAYS`].
 pub fn runtime_retention(db: Db) -> (String, Task) {

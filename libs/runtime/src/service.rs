@@ -86,9 +86,7 @@ impl Planned {
     /// when it has hot caches, `cache_warmer`.
     fn into_jobs(self, db: &Db, retention: Schedule, warm: Schedule) -> Vec<Job> {
         let mut jobs = self.jobs;
-        let mut parts = self.retention;
-        parts.push(jobs::runtime_retention(db.clone()));
-        jobs.push(Job::of_parts(jobs::RETENTION_CLEANUP, retention, parts).lease(std::time::Duration::from_secs(300)));
+        jobs.push(jobs::retention_cleanup(db, retention, self.retention));
         if !self.warmers.is_empty() {
             jobs.push(Job::of_parts(jobs::CACHE_WARMER, warm, self.warmers));
         }
