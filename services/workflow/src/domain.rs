@@ -14,7 +14,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 
 /// Bumped whenever the analyser's output for a given workflow may change, so cached results
 /// from an older analyser are not served.
-pub const RESULT_VERSION: &str = concat!("r1-", env!("CARGO_PKG_VERSION"));
+pub const RESULT_VERSION: &str = concat!("r2-", env!("CARGO_PKG_VERSION"));
 
 /// A plan tier, as the gateway reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,8 @@ pub fn content_hash(workflow: &Workflow) -> String {
     hasher.0.update(RESULT_VERSION.as_bytes());
     hasher.0.update([0]);
     // Writing into a hasher cannot fail, and the model holds nothing unserialisable.
-    let _ = serde_json::to_writer(&mut hasher, &(&workflow.triggers, &workflow.steps));
+    // The findings a BPMN document comes with (bpmnlint's rules) are part of the result too.
+    let _ = serde_json::to_writer(&mut hasher, &(&workflow.triggers, &workflow.steps, &workflow.findings));
     hex::encode(hasher.0.finalize())
 }
 

@@ -187,9 +187,10 @@ impl fmt::Debug for RuleInfo {
     }
 }
 
-/// The rule catalogue, in the order rules run.
+/// The rule catalogue: the workflow rules in the order they run, then the rules of the BPMN
+/// source (bpmnlint's, as `bpmnlint/<name>`, and `unjudged-element`).
 pub fn rules() -> &'static [RuleInfo] {
-    rules::CATALOGUE
+    rules::all()
 }
 
 /// Runs every rule over a workflow; linear in the size of the workflow.
@@ -202,6 +203,14 @@ pub fn analyze(workflow: &Workflow) -> Analysis {
     let mut report = rules::Report::new(&workflow.steps);
     for rule in rules::CATALOGUE {
         (rule.check)(&context, &mut report);
+    }
+    for finding in &workflow.findings {
+        let position = finding
+            .step_id
+            .as_deref()
+            .and_then(|id| graph.index.get(id))
+            .map_or(0, |&i| i + 1);
+        report.push_found(position, finding.clone());
     }
     let issues = report.into_sorted();
     let health_score = score::health_score(&issues);
@@ -276,7 +285,8 @@ mod tests {
     fn catalogue_ids_are_unique_and_documented() {
         let ids: HashSet<&str> = rules().iter().map(|r| r.id).collect();
         assert_eq!(ids.len(), rules().len());
-        assert_eq!(rules().len(), 15);
+        assert_eq!(rules().len(), 15 + 23 + 1);
+        assert_eq!(rules().iter().filter(|r| r.id.starts_with("bpmnlint/")).count(), 23);
         for rule in rules() {
             assert!(!rule.title.is_empty() && !rule.description.is_empty(), "{rule:?}");
         }

@@ -1,7 +1,10 @@
-//! Building: the chosen process's elements and flows become triggers and steps.
+//! Building: every process's elements and flows become triggers and steps of one workflow.
 //!
-//! [`build`] picks the process; the [`Builder`] indexes the ids, then runs the passes in order
-//! (roles, flows, gateways, timeouts) before turning each node into a trigger or a step.
+//! [`build`] runs one [`Builder`] per process; the builder indexes the ids, then runs the passes
+//! in order (flows, roles, gateways, boundary events) before turning each node into a trigger or
+//! a step. What a modeler's diagram leaves out (a task's effect, a timer Portico cannot read) is a
+//! [`Note`], reported as an `unjudged-element` finding, never a refusal; what Portico's own
+//! extensions get wrong is an input problem.
 
 use super::document::{Document, Process};
 use super::flows::Through;
@@ -11,33 +14,59 @@ use super::{BPMN_NAMESPACE, PORTICO_NAMESPACE};
 use crate::hash::{IdMap, id_map};
 use crate::model::{InputProblem, Limits, ProblemKind, StepType, Workflow};
 
-pub(super) fn build(document: Document, limits: Limits) -> Result<Workflow, Vec<InputProblem>> {
-    let schema = |message: String| {
-        vec![InputProblem {
+/// Something the mapping could not judge, about an element (by id) or the document.
+#[derive(Debug, Clone)]
+pub(super) struct Note {
+    pub(super) element: Option<String>,
+    pub(super) message: String,
+}
+
+pub(super) fn build(document: &Document, limits: Limits) -> Result<(Workflow, Vec<Note>), Vec<InputProblem>> {
+    if let Some(root) = &document.wrong_root {
+        return Err(vec![InputProblem {
             kind: ProblemKind::Schema,
             pointer: String::new(),
-            message,
-        }]
-    };
-    if let Some(root) = &document.wrong_root {
-        return Err(schema(format!(
-            "the root element is <{root}>, expected BPMN <definitions> in namespace {BPMN_NAMESPACE}"
-        )));
+            message: format!("the root element is <{root}>, expected BPMN <definitions> in namespace {BPMN_NAMESPACE}"),
+        }]);
     }
-    let chosen = document
+    let named = document
         .processes
         .iter()
-        .position(|p| {
+        .find(|p| {
             p.attrs
                 .is_executable
                 .as_deref()
                 .is_some_and(|v| matches!(v.trim_matches(is_xml_space), "true" | "1"))
         })
-        .unwrap_or(0);
-    let Some(process) = document.processes.get(chosen) else {
-        return Err(schema(format!("no <process> element in namespace {BPMN_NAMESPACE}")));
+        .or_else(|| document.processes.first());
+    let mut workflow = Workflow {
+        name: named.and_then(|p| p.attrs.name.clone()),
+        description: named.and_then(|p| p.documentation.clone()),
+        ..Workflow::default()
     };
-    Builder::new(process, &document, limits).run()
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    for process in &document.processes {
+        let mut builder = Builder::new(process, document);
+        builder.run(&mut workflow);
+        problems.append(&mut builder.problems);
+        notes.append(&mut builder.notes);
+    }
+    if workflow.steps.len() > limits.max_steps {
+        return Err(vec![InputProblem {
+            kind: ProblemKind::TooLarge,
+            pointer: "/process".to_owned(),
+            message: format!(
+                "{} steps is over the limit of {}",
+                workflow.steps.len(),
+                limits.max_steps
+            ),
+        }]);
+    }
+    if problems.is_empty() {
+        Ok((workflow, notes))
+    } else {
+        Err(problems)
+    }
 }
 
 /// What an id names.
@@ -54,43 +83,47 @@ pub(super) enum Role {
     Step(StepType),
     /// A gateway with one outgoing flow and no decision: flows into it lead to its successor.
     Merge,
-    /// A boundary timer: the timeout of the step it is attached to.
+    /// A boundary timer: the timeout of the wait_for_event step it is attached to.
     Timeout,
-    /// Not mappable; a problem has been reported.
-    Invalid,
+    /// No trigger or step: an event sub-process (its start events are triggers), or a node a
+    /// problem has been reported for.
+    None,
 }
 
 /// The mapping's working state for one process, filled in pass by pass.
 pub(super) struct Builder<'p> {
     pub(super) process: &'p Process,
-    limits: Limits,
+    pub(super) document: &'p Document,
     pub(super) index: IdMap<'p, Named>,
     pub(super) roles: Vec<Role>,
-    /// Outgoing flows (indices) per node.
+    /// Outgoing flows (indices) per node, by `sourceRef`.
     pub(super) outgoing: Vec<Vec<usize>>,
-    /// Boundary timer node attached to each node, if any.
+    /// Followed flows (indices) into each node, by `targetRef`.
+    pub(super) incoming: Vec<Vec<usize>>,
+    /// Boundary timer node giving each node its timeout, if any.
     pub(super) timeouts: Vec<Option<usize>>,
+    /// Further successors per node besides its flows: boundary events, compensation handlers.
+    pub(super) extra: Vec<Vec<&'p str>>,
     pub(super) through: Vec<Through<'p>>,
-    /// Name (if any) of each message and signal by id.
-    pub(super) messages: IdMap<'p, Option<&'p str>>,
-    pub(super) signals: IdMap<'p, Option<&'p str>>,
-    problems: Vec<InputProblem>,
+    pub(super) problems: Vec<InputProblem>,
+    pub(super) notes: Vec<Note>,
 }
 
 impl<'p> Builder<'p> {
-    fn new(process: &'p Process, document: &'p Document, limits: Limits) -> Self {
+    fn new(process: &'p Process, document: &'p Document) -> Self {
         let nodes = process.nodes.len();
         Self {
             process,
-            limits,
+            document,
             index: id_map(nodes + process.flows.len()),
-            roles: vec![Role::Invalid; nodes],
+            roles: vec![Role::None; nodes],
             outgoing: vec![Vec::new(); nodes],
+            incoming: vec![Vec::new(); nodes],
             timeouts: vec![None; nodes],
+            extra: vec![Vec::new(); nodes],
             through: vec![Through::Pending; nodes],
-            messages: names(&document.messages),
-            signals: names(&document.signals),
             problems: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -102,46 +135,30 @@ impl<'p> Builder<'p> {
         });
     }
 
-    fn run(mut self) -> Result<Workflow, Vec<InputProblem>> {
+    pub(super) fn note(&mut self, element: Option<&str>, message: impl Into<String>) {
+        self.notes.push(Note {
+            element: element.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    fn run(&mut self, workflow: &mut Workflow) {
         self.index_ids();
-        self.classify();
         self.link_flows();
+        self.classify();
         self.classify_gateways();
-        let steps = self.roles.iter().filter(|r| matches!(r, Role::Step(_))).count();
-        if steps > self.limits.max_steps {
-            self.problems.push(InputProblem {
-                kind: ProblemKind::TooLarge,
-                pointer: "/process".to_owned(),
-                message: format!("{steps} steps is over the limit of {}", self.limits.max_steps),
-            });
-            return Err(self.problems);
-        }
-        self.attach_timeouts();
-        let mut workflow = Workflow {
-            name: self.process.attrs.name.clone(),
-            description: self.process.documentation.clone(),
-            triggers: Vec::new(),
-            steps: Vec::with_capacity(steps),
-        };
-        for (i, node) in self.process.nodes.iter().enumerate() {
+        self.attach_boundaries();
+        let process = self.process;
+        for (i, node) in process.nodes.iter().enumerate() {
             match self.roles.get(i).copied() {
                 Some(Role::Trigger) => {
-                    if let Some(trigger) = self.trigger(i, node) {
-                        workflow.triggers.push(trigger);
-                    }
+                    let (trigger, split) = self.trigger(i, node);
+                    workflow.triggers.extend(trigger);
+                    workflow.steps.extend(split);
                 }
-                Some(Role::Step(step_type)) => {
-                    if let Some(step) = self.step(i, node, step_type) {
-                        workflow.steps.push(step);
-                    }
-                }
+                Some(Role::Step(step_type)) => workflow.steps.extend(self.step(i, node, step_type)),
                 _ => {}
             }
-        }
-        if self.problems.is_empty() {
-            Ok(workflow)
-        } else {
-            Err(self.problems)
         }
     }
 
@@ -207,14 +224,12 @@ impl<'p> Builder<'p> {
             self.index.insert(id, named);
         }
     }
-}
 
-/// Index of `(id, name)` pairs; the first of equal ids wins and an empty name counts as none.
-fn names(list: &[(String, Option<String>)]) -> IdMap<'_, Option<&str>> {
-    let mut map = id_map(list.len());
-    for (id, name) in list {
-        map.entry(id.as_str())
-            .or_insert_with(|| name.as_deref().filter(|name| !name.is_empty()));
+    /// The node an id names in this process.
+    pub(super) fn node_of(&self, id: &str) -> Option<usize> {
+        match self.index.get(id) {
+            Some(&Named::Node(i)) => Some(i),
+            _ => None,
+        }
     }
-    map
 }

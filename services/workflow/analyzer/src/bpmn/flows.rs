@@ -1,10 +1,10 @@
 //! Sequence flows: filed under their source nodes, followed through merge gateways, and turned
 //! into a node's `next` or a decision's yes and no branches.
 
-use super::build::{Builder, Named, Role};
-use super::document::{Flow, Node};
+use super::build::{Builder, Role};
+use super::document::{Flow, Kind, Node};
 use super::locate::{flow_locator, locator};
-use crate::model::{Branches, StepType};
+use crate::model::Branches;
 
 /// Progress of resolving a merge gateway to the element it leads to.
 #[derive(Debug, Clone, Copy)]
@@ -39,51 +39,53 @@ impl Side {
 }
 
 impl<'p> Builder<'p> {
-    /// Files every flow under its source node.
+    /// Files every flow under its source node; a flow that cannot be followed is noted and left
+    /// out.
     pub(super) fn link_flows(&mut self) {
         let process = self.process;
         for (f, flow) in process.flows.iter().enumerate() {
-            let at = || flow_locator(flow);
+            let id = flow.attrs.id.as_deref();
             let source = flow.attrs.source_ref.as_deref().filter(|s| !s.is_empty());
             let target = flow.attrs.target_ref.as_deref().filter(|s| !s.is_empty());
             let (Some(source), Some(target)) = (source, target) else {
-                self.problem(at(), "a sequence flow needs a non-empty sourceRef and targetRef");
+                self.note(id, "a sequence flow without a sourceRef or a targetRef leads nowhere");
                 continue;
             };
-            let Some(&Named::Node(s)) = self.index.get(source) else {
-                self.problem(
-                    at(),
-                    format!("sourceRef \"{source}\" names no flow node of the process"),
-                );
+            let Some(s) = self.node_of(source) else {
+                self.note(id, format!("sourceRef \"{source}\" names no flow node of the process"));
                 continue;
             };
-            if let Some(&Named::Node(t)) = self.index.get(target)
-                && let Some(role @ (Role::Trigger | Role::Timeout)) = self.roles.get(t).copied()
+            if let Some(t) = self.node_of(target)
+                && let Some(node) = process.nodes.get(t)
+                && matches!(node.kind, Kind::Start | Kind::Boundary)
             {
-                let what = if role == Role::Trigger {
-                    "a start event"
-                } else {
-                    "a boundary event"
-                };
-                self.problem(
-                    at(),
-                    format!("targetRef \"{target}\" is {what}, which takes no incoming flow"),
+                self.note(
+                    id,
+                    format!(
+                        "targetRef \"{target}\" is a <{}>, which takes no incoming flow",
+                        node.element
+                    ),
                 );
                 continue;
             }
             if let Some(list) = self.outgoing.get_mut(s) {
                 list.push(f);
             }
+            if let Some(t) = self.node_of(target)
+                && let Some(list) = self.incoming.get_mut(t)
+            {
+                list.push(f);
+            }
         }
     }
 
     /// The step or trigger a flow leads to, looking through merge gateways; `None` when the flows
-    /// loop through gateways only (reported once).
-    fn follow(&mut self, target: &'p str) -> Option<&'p str> {
+    /// loop through gateways only (noted once) or a merge leads nowhere.
+    pub(super) fn follow(&mut self, target: &'p str) -> Option<&'p str> {
         let mut path = Vec::new();
         let mut current = target;
         let reached = loop {
-            let Some(&Named::Node(gateway)) = self.index.get(current) else {
+            let Some(gateway) = self.node_of(current) else {
                 break Some(current);
             };
             if self.roles.get(gateway) != Some(&Role::Merge) {
@@ -92,8 +94,11 @@ impl<'p> Builder<'p> {
             match self.through.get(gateway).copied() {
                 Some(Through::Done(reached)) => break reached,
                 Some(Through::Visiting) => {
-                    let at = self.process.nodes.get(gateway).map(locator).unwrap_or_default();
-                    self.problem(at, "sequence flows loop through gateways without passing any step");
+                    let id = self.process.nodes.get(gateway).and_then(|n| n.attrs.id.as_deref());
+                    self.note(
+                        id,
+                        "sequence flows loop through gateways without passing any activity or event",
+                    );
                     break None;
                 }
                 _ => {}
@@ -138,26 +143,17 @@ impl<'p> Builder<'p> {
             .collect()
     }
 
-    /// `next` of a node that continues at one element at most; `step_type` is `None` for a start
-    /// event.
-    pub(super) fn single_next(&mut self, i: usize, node: &Node, step_type: Option<StepType>) -> Option<String> {
-        let targets = self.targets(i);
-        match targets.as_slice() {
-            [] => None,
-            [(_, target)] => target.map(str::to_owned),
-            _ => {
-                let what = step_type.map_or_else(|| "a start event".to_owned(), |t| format!("a {t} step"));
-                self.problem(
-                    locator(node),
-                    format!(
-                        "{what} has {} outgoing sequence flows but continues at one element; \
-                         branch with an exclusive gateway",
-                        targets.len()
-                    ),
-                );
-                None
+    /// The elements a node continues at through its flows, without repeats.
+    pub(super) fn successors(&mut self, node: usize) -> Vec<&'p str> {
+        let mut out: Vec<&'p str> = Vec::new();
+        for (_, target) in self.targets(node) {
+            if let Some(target) = target
+                && !out.contains(&target)
+            {
+                out.push(target);
             }
         }
+        out
     }
 
     /// Branches of a decision from its outgoing flows.

@@ -1,5 +1,7 @@
-//! BPMN 2.0 XML input: maps one BPMN process onto the same [`Workflow`] model that the JSON
-//! [`parse`](crate::parse) produces, so every rule of [`analyze`](crate::analyze) applies unchanged.
+//! BPMN 2.0 XML input, as modelers (Camunda Modeler, bpmn.io) export it: maps the document's
+//! processes onto the same [`Workflow`] model that the JSON [`parse`](crate::parse) produces, so
+//! every rule of [`analyze`](crate::analyze) applies unchanged, and runs bpmnlint's rules over the
+//! document itself (ids `bpmnlint/<name>`), whose findings come with the workflow.
 //!
 //! ```
 //! use portico_workflow_analyzer::{Limits, analyze, bpmn};
@@ -7,11 +9,13 @@
 //! let xml = br#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
 //!                            xmlns:portico="https://portico.dev/schema/bpmn">
 //!   <process id="welcome" name="Welcome">
-//!     <startEvent id="t1" portico:type="form_submitted"/>
+//!     <startEvent id="t1" name="Signed up" portico:type="form_submitted"/>
 //!     <sequenceFlow id="f1" sourceRef="t1" targetRef="tag"/>
-//!     <task id="tag" portico:type="add_tag">
+//!     <task id="tag" name="Tag as new" portico:type="add_tag">
 //!       <extensionElements><portico:config>{"tag": "new"}</portico:config></extensionElements>
 //!     </task>
+//!     <sequenceFlow id="f2" sourceRef="tag" targetRef="done"/>
+//!     <endEvent id="done" name="Done"/>
 //!   </process>
 //! </definitions>"#;
 //! let workflow = bpmn::parse(xml, Limits::default()).expect("a valid workflow");
@@ -25,39 +29,48 @@
 //!   namespace [`PORTICO_NAMESPACE`] (conventionally prefixed `portico:`) for the attributes and
 //!   elements below. Elements and attributes of other namespaces (BPMN DI, vendor extensions)
 //!   are ignored (an unknown `portico:` attribute or element on a flow node or flow is a problem,
-//!   since it is most likely a typo), and so are lanes, artifacts, data objects, `incoming`/`outgoing` children (the
-//!   `sequenceFlow` elements are authoritative) and `conditionExpression` bodies.
-//! - The root must be BPMN `definitions`. The workflow is its first `process` with
-//!   `isExecutable="true"`, else its first `process`. The process `name` becomes the workflow name
-//!   and its first `documentation` child the description.
+//!   since it is most likely a typo), and so are text annotations, data objects, groups and
+//!   `incoming`/`outgoing` children (the `sequenceFlow` elements are authoritative).
+//! - The root must be BPMN `definitions`. Every `process` is mapped, collaborations' participants
+//!   included, into one workflow; its name and description (first `documentation`) are those of
+//!   the first process with `isExecutable="true"`, else of the first process.
 //! - Input must be UTF-8 (a byte-order mark is skipped). A `<!DOCTYPE>` is refused as a
 //!   [`ProblemKind::Syntax`] problem, so no DTD is read and no entity beyond the five predefined
 //!   ones and character references is ever expanded.
+//! - Nothing that is well-formed BPMN is refused for being unfamiliar: what the mapping cannot
+//!   judge (a flow without a source, a timer given as `timeDate`, a wait whose event the diagram
+//!   does not name) is an `unjudged-element` finding of severity info. Input problems are kept for
+//!   what Portico's own extensions get wrong, missing or duplicate ids, and the caps below.
 //!
 //! # Mapping
 //!
-//! Each direct child of the process maps as follows. `portico:type="…"` on a task or intermediate
-//! or end event overrides the type the element implies (any [`StepType`] name); on a start event
-//! it is the trigger type.
+//! `portico:type="…"` on a task, event or sub-process overrides what the element implies (any
+//! [`StepType`] name); on a start event it is the trigger type. `portico:config` on a
+//! `sendTask` or `serviceTask` makes it `send_email` or `webhook`; on any other element without
+//! a `portico:type` it is a problem, since the analyser cannot tell what the config is for.
 //!
 //! | BPMN element | becomes |
 //! | --- | --- |
-//! | `startEvent` | a [`Trigger`]: type `portico:type`, else `message`, `timer`, `signal` or `conditional` from its event definition, else `start` |
-//! | `sendTask` | `send_email` |
-//! | `serviceTask` | `webhook` |
+//! | `startEvent` at process level or in an event sub-process | a [`Trigger`]: type `portico:type`, else `message`, `timer`, `signal`, `conditional`, `error`, `escalation` or `compensation` from its event definition, else `start` |
+//! | `startEvent` in a sub-process, `intermediateThrowEvent`, `task`, `userTask`, `manualTask`, `scriptTask`, `businessRuleTask`, `callActivity`, `sendTask` and `serviceTask` without Portico's extensions | `task`: an activity whose effect the analyser does not know |
 //! | `receiveTask` | `wait_for_event`; `event` is the name of the `message` its `messageRef` names (else the ref itself) |
-//! | `task`, `userTask`, `manualTask`, `scriptTask`, `businessRuleTask` | the step `portico:type` names; without one a [`ProblemKind::Schema`] problem, since the analyser cannot tell what it does |
-//! | `intermediateCatchEvent` | with `timerEventDefinition`: `wait`, `duration` from its `timeDuration`; with `messageEventDefinition`/`signalEventDefinition`: `wait_for_event`, `event` from the referenced message's/signal's name (else the ref) |
-//! | `intermediateThrowEvent` | the step `portico:type` names (typically `goal`); required |
-//! | `endEvent` | `end` |
-//! | `exclusiveGateway`, `inclusiveGateway` | `if_else` when it has two outgoing flows, `portico:type="if_else"` or a `portico:config`; otherwise, with one outgoing flow, a merge: it becomes no step and every flow into it leads straight to its successor |
-//! | `boundaryEvent` with `timerEventDefinition` on a `wait_for_event` step | that step's `timeout` (its `timeDuration`); any other boundary event is a problem |
-//! | `parallelGateway`, `eventBasedGateway`, `complexGateway`, `subProcess`, `adHocSubProcess`, `transaction`, `callActivity` | a problem: not supported |
+//! | `intermediateCatchEvent` | with `timerEventDefinition`: `wait`, `duration` from its `timeDuration`; with a message, signal or conditional definition: `wait_for_event`, `event` from the referenced message's/signal's name (else the ref); a link catch or anything else: `task` |
+//! | `endEvent` | `end`; inside a sub-process that goes on, `task` leading where the sub-process does |
+//! | `exclusiveGateway`, `inclusiveGateway` with `portico:type="if_else"` or a `portico:config` | `if_else` |
+//! | any other gateway | with two or more outgoing flows a `split` (its `paths` are the targets); otherwise a merge: it becomes no step and every flow into it leads straight to its successor |
+//! | `boundaryEvent` with a `timerEventDefinition` (with a `timeDuration`) on a `wait_for_event` step | that step's `timeout`; where its flow leads elsewhere, that element is one of the step's `paths` |
+//! | any other `boundaryEvent` | a step (`task` unless `portico:type` says otherwise) that is one of its activity's `paths`; a compensation boundary event leads to the handlers it is associated with |
+//! | `subProcess`, `transaction`, `adHocSubProcess` | a `task` whose `next`/`paths` are its start events (in an ad-hoc one, or without start events: the elements inside no flow leads to); where a path inside ends, the run goes on along the sub-process's own flows |
+//! | `subProcess triggeredByEvent="true"` | no step: its start events are triggers |
 //!
 //! Routing comes from `sequenceFlow sourceRef/targetRef`:
 //!
-//! - A step or trigger takes the target of its single outgoing flow as `next` (none: `null`). More
-//!   than one outgoing flow on anything but a decision is a problem, and so is any on an `end`.
+//! - An element continues at the target of its single outgoing flow (`next`), or, with several,
+//!   at all of them (`paths`). A start event with several outgoing flows leads to a `split` of the
+//!   same id. An `end` finishes the path; its outgoing flows are noted and not followed.
+//! - A link throw event continues at the link catch event of the same name in its scope.
+//! - A wait behind an event-based gateway that also leads to a timer catch event takes that
+//!   timer's `timeDuration` as its `timeout`.
 //! - A `goto` step's outgoing flow becomes its `config.target` (or set `target` in its config, not
 //!   both).
 //! - A decision's flows become `branches`: a flow is `yes` or `no` by `portico:branch="yes|no"`,
@@ -73,7 +86,8 @@
 //! (text or CDATA, at most one per element) is the step's `config`, or the trigger's. Values the
 //! BPMN itself gives (`duration`, `event`, `timeout`, `target` above) fill in keys that config does
 //! not set; config wins. The result is validated exactly as JSON input is (e.g. `wait` needs a
-//! valid ISO-8601 `duration`, `if_else` needs `conditions`).
+//! valid ISO-8601 `duration`, `if_else` needs `conditions`); a required key an element without
+//! Portico's extensions cannot give is noted (`unjudged-element`) instead.
 //!
 //! # Problems
 //!
@@ -81,11 +95,12 @@
 //! gets a single [`ProblemKind::Syntax`] problem with pointer `""` and its line, column and byte
 //! offset in the message. More than [`Limits::max_steps`] steps is a [`ProblemKind::TooLarge`]
 //! problem at `/process`. For BPMN the [`InputProblem::pointer`] is an XPath-like location
-//! relative to the chosen process, with local names and no prefixes: `/process`,
-//! `/process/sendTask[@id='s1']` (or `/process/sendTask[2]`, the second `sendTask`, when the id
-//! is missing or duplicated), `/process/sequenceFlow[@id='f1']`. A config problem points into the
-//! config JSON with a JSON pointer, `/process/serviceTask[@id='s4']/extensionElements/config/retry/maxAttempts`,
-//! or at the BPMN element a value came from, such as `…/timerEventDefinition/timeDuration`.
+//! with local names and no prefixes: `/process`,
+//! `/process/sendTask[@id='s1']` (or `/process/sendTask[2]`, the second `sendTask` of its process,
+//! when the id is missing or duplicated), `/process/sequenceFlow[@id='f1']`. A config problem
+//! points into the config JSON with a JSON pointer,
+//! `/process/serviceTask[@id='s4']/extensionElements/config/retry/maxAttempts`, or at the BPMN
+//! element a value came from, such as `…/timerEventDefinition/timeDuration`.
 //!
 //! Parsing is one streaming pass over the XML plus linear work over the elements, with no
 //! recursion, so deep or large documents cannot blow the stack.
@@ -100,13 +115,12 @@
 //! `""`, naming the limit and its cap, with the line, column and byte offset where it was
 //! exceeded.
 //!
-//! # Not supported
+//! # Not read
 //!
-//! Timers with `timeDate` or `timeCycle` instead of `timeDuration`; event definitions shared
-//! through `eventDefinitionRef`; several event definitions on one catch event; boundary events
-//! other than a timer on a `wait_for_event` step, and a timeout flow that leads elsewhere than the
-//! step's own flow (the model has one `next` for both); sub-processes and call activities;
-//! parallel, event-based and complex gateways; more than one process per analysis.
+//! Timers with `timeDate` or `timeCycle` (the wait is assumed to pause); event definitions
+//! shared through `eventDefinitionRef`; condition expressions (bpmnlint's rules see whether a flow
+//! has one; Portico's `contradictory-condition` reads `portico:config` conditions only); message
+//! flows between participants.
 //!
 //! [`StepType`]: crate::StepType
 //! [`Trigger`]: crate::Trigger
@@ -120,6 +134,7 @@ mod build;
 mod caps;
 mod document;
 mod flows;
+pub(crate) mod lint;
 mod locate;
 mod namespace;
 mod reader;
@@ -128,6 +143,7 @@ mod steps;
 mod tree;
 
 use crate::model::{InputProblem, Limits, Workflow};
+use crate::{Finding, RuleInfo, Severity};
 
 /// Namespace of BPMN 2.0 model elements.
 pub const BPMN_NAMESPACE: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
@@ -143,8 +159,32 @@ pub const PORTICO_NAMESPACE: &str = "https://portico.dev/schema/bpmn";
 /// [`analyze`](crate::analyze), not an input problem.
 pub fn parse(xml: &[u8], limits: Limits) -> Result<Workflow, Vec<InputProblem>> {
     let document = reader::read(xml, &limits).map_err(|problem| vec![problem])?;
-    build::build(document, limits)
+    let (mut workflow, notes) = build::build(&document, limits)?;
+    workflow.findings = lint::lint(&document);
+    workflow.findings.extend(notes.into_iter().map(|note| {
+        Finding {
+            rule: UNJUDGED.id,
+            severity: UNJUDGED.severity,
+            title: UNJUDGED.title,
+            message: note.message,
+            step_id: note.element,
+            suggestion: "Add Portico's extensions (portico:type, portico:config) where the analyser should judge \
+                     more."
+                .to_owned(),
+        }
+    }));
+    Ok(workflow)
 }
+
+/// What the BPMN mapping could not judge, reported rather than refused.
+pub(crate) const UNJUDGED: RuleInfo = RuleInfo {
+    id: "unjudged-element",
+    severity: Severity::Info,
+    title: "Element not judged",
+    description: "A BPMN element the analyser reads but cannot judge fully: a flow that leads nowhere, a \
+                  timer Portico does not read, a task whose effect the diagram does not say.",
+    check: crate::rules::from_source,
+};
 
 #[cfg(test)]
 mod tests {
@@ -164,6 +204,14 @@ mod tests {
 
     fn problems(xml: &str) -> Vec<InputProblem> {
         parse(xml.as_bytes(), Limits::default()).expect_err("document should be rejected")
+    }
+
+    /// The workflow a document maps to, without the findings about the document itself.
+    fn mapped(xml: &[u8]) -> Workflow {
+        Workflow {
+            findings: Vec::new(),
+            ..parse(xml, Limits::default()).unwrap()
+        }
     }
 
     fn pointers(problems: &[InputProblem]) -> Vec<&str> {
@@ -193,8 +241,7 @@ mod tests {
 
     #[test]
     fn the_reference_example_maps_to_the_same_model() {
-        let workflow = parse(doc(REFERENCE).as_bytes(), Limits::default()).unwrap();
-        assert_eq!(workflow, crate::model::reference_example());
+        assert_eq!(mapped(doc(REFERENCE).as_bytes()), crate::model::reference_example());
     }
 
     #[test]
@@ -222,9 +269,15 @@ mod tests {
         <sequenceFlow sourceRef="m1" targetRef="m2"/>
         <exclusiveGateway id="m2"/>
         <sequenceFlow sourceRef="m2" targetRef="m1"/>"#;
-        let found = problems(&doc(body));
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].message.contains("loop through gateways"));
+        let notes: Vec<_> = parse(doc(body).as_bytes(), Limits::default())
+            .unwrap()
+            .findings
+            .into_iter()
+            .filter(|f| f.rule == UNJUDGED.id)
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].message.contains("loop through gateways"));
+        assert_eq!(notes[0].step_id.as_deref(), Some("m1"));
     }
 
     #[test]
@@ -240,11 +293,9 @@ mod tests {
             vec![
                 "/process/serviceTask[@id='w']/extensionElements/config/url",
                 "/process/intermediateCatchEvent[@id='t']/timerEventDefinition/timeDuration",
-                "/process/intermediateCatchEvent[@id='d']",
                 "/process/task[@id='g']",
             ]
         );
-        assert!(found[2].message.contains("timeDuration"), "{}", found[2].message);
     }
 
     #[test]
@@ -305,10 +356,7 @@ mod tests {
     fn a_byte_order_mark_is_skipped_and_positions_count_it() {
         let mut xml = b"\xEF\xBB\xBF".to_vec();
         xml.extend_from_slice(doc(REFERENCE).as_bytes());
-        assert_eq!(
-            parse(&xml, Limits::default()).unwrap(),
-            crate::model::reference_example()
-        );
+        assert_eq!(mapped(&xml), crate::model::reference_example());
         let found = parse(b"\xEF\xBB\xBF<a>&#0;</a>", Limits::default()).unwrap_err();
         assert!(found[0].message.contains("byte 6"), "{}", found[0].message);
     }

@@ -59,7 +59,13 @@ pub(super) fn read_attrs(resolver: &NamespaceResolver, element: &BytesStart<'_>)
             (_, ResolveResult::Unbound, "attachedToRef") => &mut attrs.attached_to_ref,
             (_, ResolveResult::Unbound, "messageRef") => &mut attrs.message_ref,
             (_, ResolveResult::Unbound, "signalRef") => &mut attrs.signal_ref,
+            (_, ResolveResult::Unbound, "errorRef") => &mut attrs.error_ref,
+            (_, ResolveResult::Unbound, "escalationRef") => &mut attrs.escalation_ref,
+            (_, ResolveResult::Unbound, "processRef") => &mut attrs.process_ref,
             (_, ResolveResult::Unbound, "isExecutable") => &mut attrs.is_executable,
+            (_, ResolveResult::Unbound, "triggeredByEvent") => &mut attrs.triggered_by_event,
+            (_, ResolveResult::Unbound, "isForCompensation") => &mut attrs.is_for_compensation,
+            (_, ResolveResult::Unbound, "isInterrupting") => &mut attrs.is_interrupting,
             _ => continue,
         };
         *slot = Some(value.into_owned());

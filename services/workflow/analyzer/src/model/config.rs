@@ -88,7 +88,7 @@ pub(super) fn check_config(step_type: StepType, config: &Map<String, Value>, at:
         StepType::Goto => {
             field("target", Shape::NonEmptyString, true);
         }
-        StepType::Goal | StepType::End => {}
+        StepType::Goal | StepType::End | StepType::Task | StepType::Split => {}
     }
 }
 

@@ -167,8 +167,8 @@ fn read_step(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Result<Step
     };
     let before = problems.count();
     let (has_id, has_type) = (fields.contains_key("id"), fields.contains_key("type"));
-    let (mut id, mut step_type, mut name, mut next, mut branches, mut config) =
-        (None, None, None, None, None, Map::new());
+    let (mut id, mut step_type, mut name, mut next, mut branches, mut paths, mut config) =
+        (None, None, None, None, None, Vec::new(), Map::new());
     for (key, value) in fields {
         let here = at.key(&key);
         match key.as_str() {
@@ -177,6 +177,7 @@ fn read_step(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Result<Step
             "name" => name = read_optional_string(value, &here, problems),
             "next" => next = read_reference(value, &here, problems),
             "branches" => branches = read_branches(value, &here, problems),
+            "paths" => paths = read_paths(value, &here, problems),
             "config" => config = read_config(value, &here, problems),
             _ => problems.unknown_field(&here, &key),
         }
@@ -189,7 +190,12 @@ fn read_step(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Result<Step
     }
     if let Some(step_type) = step_type {
         check_config(step_type, &config, &at.key("config"), problems);
-        check_links(step_type, next.is_some(), branches.is_some(), at, problems);
+        let links = Links {
+            next: next.is_some(),
+            branches: branches.is_some(),
+            paths: !paths.is_empty(),
+        };
+        check_links(step_type, links, at, problems);
     }
     match (id, step_type) {
         (Some(id), Some(step_type)) if problems.count() == before => Ok(Step {
@@ -198,6 +204,7 @@ fn read_step(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Result<Step
             name,
             next,
             branches,
+            paths,
             config,
         }),
         (id, _) => Err(id),
@@ -284,19 +291,51 @@ fn read_branches(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Option<
     Some(branches)
 }
 
+fn read_paths(value: Value, at: &Loc<'_>, problems: &mut Problems) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Value::String(id) if !id.is_empty() => Some(id),
+                other => {
+                    problems.expected(&at.index(i), "a step id", &other);
+                    None
+                }
+            })
+            .collect(),
+        Value::Null => Vec::new(),
+        other => {
+            problems.expected(at, "an array of step ids", &other);
+            Vec::new()
+        }
+    }
+}
+
+/// Which routing fields a step sets.
+struct Links {
+    next: bool,
+    branches: bool,
+    paths: bool,
+}
+
 /// Rejects routing fields that a step type would silently ignore, since that is almost always a
 /// mistake in the editor that produced the document.
-fn check_links(step_type: StepType, has_next: bool, has_branches: bool, at: &Loc<'_>, problems: &mut Problems) {
+fn check_links(step_type: StepType, links: Links, at: &Loc<'_>, problems: &mut Problems) {
     let reason = match step_type {
         StepType::IfElse => Some("if_else steps continue through \"branches\""),
         StepType::Goto => Some("goto steps continue at config.target"),
         StepType::End => Some("end steps finish the path"),
         _ => None,
     };
-    if has_next && let Some(reason) = reason {
-        problems.schema(&at.key("next"), format!("\"next\" must be null or absent: {reason}"));
+    if let Some(reason) = reason {
+        for (set, key) in [(links.next, "next"), (links.paths, "paths")] {
+            if set {
+                problems.schema(&at.key(key), format!("\"{key}\" must be null or absent: {reason}"));
+            }
+        }
     }
-    if has_branches && step_type != StepType::IfElse {
+    if links.branches && step_type != StepType::IfElse {
         problems.schema(&at.key("branches"), "\"branches\" is only allowed on if_else steps");
     }
 }

@@ -34,11 +34,17 @@ pub enum StepType {
     Goal,
     /// Ends the path.
     End,
+    /// An activity whose effect the analyser does not know (a BPMN task without Portico's
+    /// extensions); the path continues through `next` and `paths`.
+    Task,
+    /// Continues along `next` and every entry of `paths`: a BPMN gateway whose conditions the
+    /// analyser does not read (parallel, event-based, complex, or an unlabelled exclusive one).
+    Split,
 }
 
 impl StepType {
     /// Every step type, in catalogue order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::SendEmail,
         Self::SendSms,
         Self::Webhook,
@@ -50,6 +56,8 @@ impl StepType {
         Self::Goto,
         Self::Goal,
         Self::End,
+        Self::Task,
+        Self::Split,
     ];
 
     /// Name used for this type in the JSON input.
@@ -66,6 +74,8 @@ impl StepType {
             Self::Goto => "goto",
             Self::Goal => "goal",
             Self::End => "end",
+            Self::Task => "task",
+            Self::Split => "split",
         }
     }
 
@@ -169,6 +179,11 @@ pub struct Workflow {
     pub triggers: Vec<Trigger>,
     /// Steps in input order; a missing `steps` array reads as empty.
     pub steps: Vec<Step>,
+    /// Findings about the source document itself, which [`analyze`](crate::analyze) reports
+    /// beside its own: for BPMN, bpmnlint's rules and what the mapping could not judge. Not part
+    /// of the JSON format.
+    #[serde(skip)]
+    pub findings: Vec<crate::Finding>,
 }
 
 /// An event that starts a run of the workflow.
@@ -207,6 +222,10 @@ pub struct Step {
     /// Targets of an if_else step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branches: Option<Branches>,
+    /// Further steps the run continues at besides `next`: the paths of a split, or what a
+    /// BPMN activity's boundary events and extra outgoing flows lead to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
     /// Type-specific settings, kept verbatim (unknown keys included).
     pub config: Map<String, Value>,
 }
@@ -233,7 +252,7 @@ impl Step {
     }
 
     /// Outgoing references as `(field, target id)`, in a fixed order so findings are deterministic.
-    pub(crate) fn references(&self) -> impl Iterator<Item = (&'static str, &str)> {
+    pub(crate) fn references(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
         let branches = self.branches.as_ref();
         let target = if self.step_type == StepType::Goto {
             self.config_str("target")
@@ -248,6 +267,7 @@ impl Step {
         ]
         .into_iter()
         .filter_map(|(field, target)| target.map(|t| (field, t)))
+        .chain(self.paths.iter().map(|t| ("paths", t.as_str())))
     }
 
     /// Whether this is an if_else with a side left empty, which ends the run there.

@@ -38,6 +38,21 @@ pub(crate) static CATALOGUE: &[RuleInfo] = &[
     contradiction::RULE,
 ];
 
+/// The rules of the source document (bpmnlint's, `unjudged-element`) are listed in the
+/// catalogue, but their findings come with the parsed document, so their check does nothing.
+pub(crate) fn from_source(_: &Context<'_>, _: &mut Report<'_>) {}
+
+/// Every rule: the workflow rules, then the source document's.
+pub(crate) fn all() -> &'static [RuleInfo] {
+    static ALL: std::sync::LazyLock<Vec<RuleInfo>> = std::sync::LazyLock::new(|| {
+        let mut all = CATALOGUE.to_vec();
+        all.extend(crate::bpmn::lint::LINTS.iter().map(|lint| lint.rule));
+        all.push(crate::bpmn::UNJUDGED);
+        all
+    });
+    &ALL
+}
+
 /// Everything a rule may look at.
 pub(crate) struct Context<'a> {
     pub(crate) workflow: &'a Workflow,
@@ -96,6 +111,11 @@ impl<'a> Report<'a> {
             step_id,
             suggestion: suggestion.to_owned(),
         };
+        self.items.push((position, finding));
+    }
+
+    /// Adds a finding the source document came with, at the position of the step it names.
+    pub(crate) fn push_found(&mut self, position: usize, finding: Finding) {
         self.items.push((position, finding));
     }
 

@@ -153,13 +153,31 @@ fn problems(xml: &str) -> Vec<portico_workflow_analyzer::InputProblem> {
     bpmn::parse(xml.as_bytes(), Limits::default()).expect_err("document should be rejected")
 }
 
-/// (rule, step) of every finding.
+/// Whether a finding is about the workflow (Portico's own rules), not the BPMN document.
+fn own(rule: &str) -> bool {
+    !rule.starts_with("bpmnlint/") && rule != "unjudged-element"
+}
+
+/// (rule, step) of every finding of Portico's own rules.
 fn findings(analysis: &Analysis) -> Vec<(&'static str, Option<String>)> {
-    analysis.issues.iter().map(|f| (f.rule, f.step_id.clone())).collect()
+    analysis
+        .issues
+        .iter()
+        .filter(|f| own(f.rule))
+        .map(|f| (f.rule, f.step_id.clone()))
+        .collect()
 }
 
 fn rules(analysis: &Analysis) -> Vec<&'static str> {
-    analysis.issues.iter().map(|f| f.rule).collect()
+    analysis.issues.iter().map(|f| f.rule).filter(|r| own(r)).collect()
+}
+
+/// The analysis of the workflow alone, without the findings about its BPMN document.
+fn analyze_workflow(workflow: &Workflow) -> Analysis {
+    analyze(&Workflow {
+        findings: Vec::new(),
+        ..workflow.clone()
+    })
 }
 
 #[test]
@@ -185,7 +203,7 @@ fn reference_workflow_analyses_like_its_json_twin() {
     ];
     for v in variants {
         let from_json = analyze(&parse(&reference_json(v), Limits::default()).unwrap());
-        let from_bpmn = analyze(&parse_bpmn(&reference_bpmn(v, "bpmn")));
+        let from_bpmn = analyze_workflow(&parse_bpmn(&reference_bpmn(v, "bpmn")));
         assert_eq!(findings(&from_bpmn), findings(&from_json), "{v:?}");
         assert_eq!(
             (from_bpmn.health_score, from_bpmn.grade),
@@ -195,8 +213,21 @@ fn reference_workflow_analyses_like_its_json_twin() {
         assert_eq!(from_bpmn.stats.triggers, 1);
         assert_eq!(from_bpmn.stats.branches, 1);
     }
-    let clean = analyze(&parse_bpmn(&reference_bpmn(CLEAN, "bpmn")));
+    let clean = analyze_workflow(&parse_bpmn(&reference_bpmn(CLEAN, "bpmn")));
     assert_eq!((clean.health_score, clean.issues.len()), (100, 0));
+    // What bpmnlint finds in the same diagram comes with it, and costs points.
+    let linted = analyze(&parse_bpmn(&reference_bpmn(CLEAN, "bpmn")));
+    let lint: Vec<(&str, Option<&str>)> = linted.issues.iter().map(|f| (f.rule, f.step_id.as_deref())).collect();
+    assert_eq!(
+        lint,
+        vec![
+            ("bpmnlint/end-event-required", Some("welcome")),
+            ("bpmnlint/no-implicit-end", Some("s4")),
+            ("bpmnlint/global", Some("Msg_unused")),
+            ("bpmnlint/fake-join", Some("s1")),
+        ]
+    );
+    assert_eq!(linted.health_score, 100 - 10 - 10 - 2 - 2);
     let risky = analyze(&parse_bpmn(&reference_bpmn(variants[4], "bpmn")));
     assert_eq!(
         rules(&risky),
@@ -288,7 +319,7 @@ fn loop_without_timer_is_an_infinite_loop() {
         <intermediateCatchEvent id="w"><timerEventDefinition><timeDuration>P7D</timeDuration></timerEventDefinition></intermediateCatchEvent>
         <sequenceFlow sourceRef="w" targetRef="merge"/>"#,
     );
-    assert!(analyze(&parse_bpmn(&doc(&with_timer))).issues.is_empty());
+    assert!(rules(&analyze(&parse_bpmn(&doc(&with_timer)))).is_empty());
 }
 
 #[test]
@@ -334,7 +365,7 @@ fn waiting_for_a_message_takes_the_timeout_from_a_boundary_timer() {
             .clone()
     );
     assert_eq!(wait.next.as_deref(), Some("e"));
-    assert!(analyze(&workflow).issues.is_empty());
+    assert!(rules(&analyze(&workflow)).is_empty());
 
     let without = doc(r#"
     <startEvent id="t1"/>
@@ -344,18 +375,20 @@ fn waiting_for_a_message_takes_the_timeout_from_a_boundary_timer() {
     assert_eq!(workflow.steps[0].config["event"], "sig");
     assert_eq!(rules(&analyze(&workflow)), vec!["wait-without-timeout"]);
 
-    // A timeout that leads elsewhere than the event cannot be expressed in the model.
+    // A timeout that leads elsewhere than the event: the step waits with that timeout, and
+    // the element the timer leads to is one of its paths.
     let elsewhere = with_timer.replace(
         r#"<sequenceFlow sourceRef="timeout" targetRef="e"/>"#,
-        r#"<sequenceFlow sourceRef="timeout" targetRef="other"/>"#,
+        r#"<sequenceFlow sourceRef="timeout" targetRef="other"/><endEvent id="other"/>"#,
     );
+    let workflow = parse_bpmn(&elsewhere);
+    let wait = &workflow.steps[0];
     assert_eq!(
-        problems(&elsewhere)
-            .iter()
-            .map(|p| p.pointer.as_str())
-            .collect::<Vec<_>>(),
-        vec!["/process/boundaryEvent[@id='timeout']"]
+        (wait.config["timeout"].as_str(), wait.next.as_deref()),
+        (Some("P3D"), Some("e"))
     );
+    assert_eq!(wait.paths, vec!["other".to_owned()]);
+    assert!(rules(&analyze(&workflow)).is_empty());
 }
 
 #[test]
@@ -442,31 +475,22 @@ fn too_many_steps_is_its_own_kind() {
 fn every_problem_is_reported_with_its_location() {
     let found = problems(&doc(r#"
     <startEvent id="t1"/>
-    <sequenceFlow id="f1" sourceRef="t1" targetRef="u"/>
-    <sequenceFlow id="f2" sourceRef="t1" targetRef="s"/>
-    <userTask id="u"/>
+    <sequenceFlow id="f1" sourceRef="t1" targetRef="s"/>
     <sendTask id="s" portico:type="send_fax"/>
-    <parallelGateway id="fork"/>
     <serviceTask id="w"><extensionElements><portico:config>{"retry": {"maxAttempts": "3"}}</portico:config></extensionElements></serviceTask>
     <task id="j" portico:type="add_tag"><extensionElements><portico:config>[1]</portico:config></extensionElements></task>
     <task id="k" portico:tpye="add_tag" portico:type="add_tag"><extensionElements><portico:conifg/></extensionElements></task>
-    <endEvent id="e"/>
-    <sequenceFlow id="f3" sourceRef="e" targetRef="t1"/>
-    <sequenceFlow id="f4" sourceRef="nowhere" targetRef="e"/>
-    <sequenceFlow id="f5" sourceRef="e"/>"#));
+    <userTask id="u"><extensionElements><portico:config>{"tag": "x"}</portico:config></extensionElements></userTask>
+    <exclusiveGateway id="g" portico:type="wait"/>"#));
     assert!(found.iter().all(|p| p.kind == ProblemKind::Schema), "{found:#?}");
     let mut pointers: Vec<&str> = found.iter().map(|p| p.pointer.as_str()).collect();
     pointers.sort_unstable();
     assert_eq!(
         pointers,
         vec![
-            "/process/parallelGateway[@id='fork']",
+            "/process/exclusiveGateway[@id='g']",
             "/process/sendTask[@id='s']",
-            "/process/sequenceFlow[@id='f3']",
-            "/process/sequenceFlow[@id='f4']",
-            "/process/sequenceFlow[@id='f5']",
             "/process/serviceTask[@id='w']/extensionElements/config/retry/maxAttempts",
-            "/process/startEvent[@id='t1']",
             "/process/task[@id='j']/extensionElements/config",
             "/process/task[@id='k']",
             "/process/task[@id='k']",
@@ -478,27 +502,75 @@ fn every_problem_is_reported_with_its_location() {
 }
 
 #[test]
-fn the_document_must_hold_a_process() {
-    for (xml, expected) in [
-        (
-            r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
-            "no <process>",
-        ),
-        (
-            r#"<process xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
-            "root element",
-        ),
-        (r#"<definitions/>"#, "root element"),
+fn what_a_modeler_leaves_open_is_noted_not_refused() {
+    let workflow = parse_bpmn(&doc(r#"
+    <startEvent id="t1"/>
+    <sequenceFlow id="f1" sourceRef="t1" targetRef="u"/>
+    <sequenceFlow id="f2" sourceRef="t1" targetRef="s"/>
+    <userTask id="u"/>
+    <sendTask id="s"/>
+    <parallelGateway id="fork"/>
+    <intermediateCatchEvent id="d"><timerEventDefinition><timeDate>2030-01-01</timeDate></timerEventDefinition></intermediateCatchEvent>
+    <endEvent id="e"/>
+    <sequenceFlow id="f3" sourceRef="e" targetRef="t1"/>
+    <sequenceFlow id="f4" sourceRef="nowhere" targetRef="e"/>
+    <sequenceFlow id="f5" sourceRef="e"/>"#));
+    // The start event forks: its trigger leads to a split of the same id.
+    assert_eq!(workflow.triggers[0].next.as_deref(), Some("t1"));
+    let summary: Vec<(&str, StepType, Vec<String>)> = workflow
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.step_type, s.paths.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("t1", StepType::Split, vec!["u".to_owned(), "s".to_owned()]),
+            ("u", StepType::Task, vec![]),
+            ("s", StepType::Task, vec![]),
+            ("d", StepType::Wait, vec![]),
+            ("e", StepType::End, vec![]),
+        ]
+    );
+    let noted: Vec<(&str, &str)> = workflow
+        .findings
+        .iter()
+        .filter(|f| f.rule == "unjudged-element")
+        .map(|f| (f.step_id.as_deref().unwrap_or(""), f.message.as_str()))
+        .collect();
+    let ids: Vec<&str> = noted.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec!["f3", "f4", "f5", "d"], "{noted:#?}");
+    assert!(noted[3].1.contains("duration"), "{}", noted[3].1);
+    // Notes inform; they cost nothing.
+    assert!(
+        workflow
+            .findings
+            .iter()
+            .filter(|f| f.rule == "unjudged-element")
+            .all(|f| f.severity.weight() == 0)
+    );
+}
+
+#[test]
+fn the_document_must_be_bpmn() {
+    for xml in [
+        r#"<process xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
+        r#"<definitions/>"#,
     ] {
         let found = problems(xml);
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].kind, found[0].pointer.as_str()), (ProblemKind::Schema, ""));
-        assert!(found[0].message.contains(expected), "{}", found[0].message);
+        assert!(found[0].message.contains("root element"), "{}", found[0].message);
     }
+    // Definitions without a process are a workflow with nothing in it.
+    let empty = analyze(&parse_bpmn(
+        r#"<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"#,
+    ));
+    assert_eq!(rules(&empty), vec!["no-trigger", "empty-workflow"]);
 }
 
 #[test]
-fn the_executable_process_is_chosen() {
+fn every_process_is_mapped_and_the_executable_one_names_the_workflow() {
     let xml = r#"<b:definitions xmlns:b="http://www.omg.org/spec/BPMN/20100524/MODEL">
       <b:process id="draft" name="Draft"><b:userTask id="u"/></b:process>
       <b:process id="live" name="Live" isExecutable="true">
@@ -510,9 +582,11 @@ fn the_executable_process_is_chosen() {
     assert_eq!(workflow.name.as_deref(), Some("Live"));
     assert_eq!(workflow.description.as_deref(), Some("Runs every day."));
     assert_eq!(workflow.triggers[0].trigger_type, "timer");
-    // Without isExecutable the first process counts, and its userTask says nothing.
+    assert_eq!(workflow.steps[0].id, "u");
+    assert_eq!(rules(&analyze(&workflow)), vec!["unreachable-step"]);
+    // Without isExecutable the first process names it.
     let first = xml.replace(r#" isExecutable="true""#, "");
-    assert_eq!(problems(&first)[0].pointer, "/process/userTask[@id='u']");
+    assert_eq!(parse_bpmn(&first).name.as_deref(), Some("Draft"));
 }
 
 #[test]
@@ -681,4 +755,93 @@ proptest! {
             let _ = analyze(&workflow);
         }
     }
+}
+
+#[test]
+fn modeler_constructs_join_the_workflow_graph() {
+    // A sub-process is entered at its start event and left where it ends; an element inside
+    // that nothing leads to is unreachable.
+    let sub = doc(r#"
+    <startEvent id="t1"/><sequenceFlow sourceRef="t1" targetRef="sub"/>
+    <subProcess id="sub">
+      <startEvent id="in"/><sequenceFlow sourceRef="in" targetRef="a"/>
+      <userTask id="a"/><sequenceFlow sourceRef="a" targetRef="out"/><endEvent id="out"/>
+      <task id="stray"/>
+    </subProcess>
+    <sequenceFlow sourceRef="sub" targetRef="e"/><endEvent id="e"/>"#);
+    let workflow = parse_bpmn(&sub);
+    let step = |id: &str| workflow.steps.iter().find(|s| s.id == id).unwrap().clone();
+    assert_eq!(step("sub").next.as_deref(), Some("in"));
+    assert_eq!(
+        (step("out").step_type, step("out").next.as_deref()),
+        (StepType::Task, Some("e"))
+    );
+    assert_eq!(
+        findings(&analyze(&workflow)),
+        vec![("unreachable-step", Some("stray".to_owned()))]
+    );
+
+    // A loop through a parallel branch with no wait in it.
+    let parallel = doc(r#"
+    <startEvent id="t1"/><sequenceFlow sourceRef="t1" targetRef="fork"/>
+    <parallelGateway id="fork"/>
+    <sequenceFlow sourceRef="fork" targetRef="a"/><sequenceFlow sourceRef="fork" targetRef="b"/>
+    <task id="a" portico:type="add_tag"><extensionElements><portico:config>{"tag": "x"}</portico:config></extensionElements></task>
+    <sequenceFlow sourceRef="a" targetRef="fork"/>
+    <task id="b"/><sequenceFlow sourceRef="b" targetRef="e"/><endEvent id="e"/>"#);
+    let workflow = parse_bpmn(&parallel);
+    assert_eq!(workflow.steps[0].step_type, StepType::Split);
+    assert_eq!(
+        findings(&analyze(&workflow)),
+        vec![("loop-without-wait", Some("fork".to_owned()))]
+    );
+    // Without the way out through b, the loop never ends.
+    let closed = parallel.replace(r#"<sequenceFlow sourceRef="fork" targetRef="b"/>"#, "");
+    assert_eq!(rules(&analyze(&parse_bpmn(&closed)))[0], "infinite-loop");
+
+    // Event sub-processes start runs of their own; boundary events, link events and
+    // compensation lead on; a message raced against a timer has that timer as its timeout.
+    let reached = doc(r#"
+    <startEvent id="t1"/><sequenceFlow sourceRef="t1" targetRef="task"/>
+    <serviceTask id="task"/>
+    <boundaryEvent id="failed" attachedToRef="task"><errorEventDefinition/></boundaryEvent>
+    <sequenceFlow sourceRef="failed" targetRef="handle"/><task id="handle"/>
+    <sequenceFlow sourceRef="handle" targetRef="jump"/>
+    <intermediateThrowEvent id="jump"><linkEventDefinition name="L"/></intermediateThrowEvent>
+    <intermediateCatchEvent id="land"><linkEventDefinition name="L"/></intermediateCatchEvent>
+    <sequenceFlow sourceRef="land" targetRef="race"/>
+    <sequenceFlow sourceRef="task" targetRef="race"/>
+    <eventBasedGateway id="race"/>
+    <sequenceFlow sourceRef="race" targetRef="pay"/><sequenceFlow sourceRef="race" targetRef="late"/>
+    <intermediateCatchEvent id="pay"><messageEventDefinition messageRef="m"/></intermediateCatchEvent>
+    <intermediateCatchEvent id="late"><timerEventDefinition><timeDuration>P2D</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow sourceRef="pay" targetRef="e"/><sequenceFlow sourceRef="late" targetRef="e"/><endEvent id="e"/>
+    <boundaryEvent id="undo" attachedToRef="task"><compensateEventDefinition/></boundaryEvent>
+    <task id="refund" isForCompensation="true"/><association sourceRef="undo" targetRef="refund"/>
+    <subProcess id="esp" triggeredByEvent="true">
+      <startEvent id="cancel"><messageEventDefinition messageRef="m"/></startEvent>
+      <sequenceFlow sourceRef="cancel" targetRef="notify"/><task id="notify"/>
+    </subProcess>"#)
+    .replace("</definitions>", r#"<message id="m" name="paid"/></definitions>"#);
+    let workflow = parse_bpmn(&reached);
+    assert_eq!(findings(&analyze(&workflow)), vec![]);
+    let pay = workflow.steps.iter().find(|s| s.id == "pay").unwrap();
+    assert_eq!(
+        (
+            pay.step_type,
+            pay.config["event"].as_str(),
+            pay.config["timeout"].as_str()
+        ),
+        (StepType::WaitForEvent, Some("paid"), Some("P2D"))
+    );
+    assert_eq!(
+        workflow
+            .triggers
+            .iter()
+            .map(|t| (t.id.as_str(), t.trigger_type.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("t1", "start"), ("cancel", "message")]
+    );
+    let task = workflow.steps.iter().find(|s| s.id == "task").unwrap();
+    assert_eq!(task.paths, vec!["failed".to_owned(), "undo".to_owned()]);
 }

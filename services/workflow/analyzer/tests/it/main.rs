@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod bpmn;
+mod bpmnlint;
 mod properties;
 mod scale;
