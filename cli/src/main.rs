@@ -3,7 +3,8 @@
 //! - `portico dev`: the whole stack in one process on embedded defaults (SQLite files, in-memory
 //!   cache), every service on its own gRPC port, the gateway in front; prints the gateway URL.
 //! - `portico serve <gateway|beta|media|workflow>`: one process alone, as compose and Kubernetes run it.
-//! - `portico analyze FILE.json`: the workflow analyser, for a customer's CI.
+//! - `portico analyze FILE...`: the workflow analyser (JSON workflows, BPMN diagrams) for a
+//!   customer's CI, with text, JSON or SARIF output.
 
 mod analyze;
 mod backup;
@@ -34,13 +35,17 @@ struct Cli {
 enum Command {
     /// Run the gateway and every service in one process (embedded defaults).
     Dev,
-    /// Analyse an exported workflow (JSON); exits 1 when a critical finding exists, 2 when
-    /// the file is not a valid workflow — for customers' CI.
+    /// Analyse exported workflows (JSON) or BPMN diagrams (.bpmn/.xml, or sniffed); exits 2
+    /// when some file could not be analysed, else 1 when a finding is critical — for customers' CI.
     Analyze {
-        /// The workflow file.
-        file: std::path::PathBuf,
-        /// Print the analysis as JSON.
-        #[arg(long)]
+        /// The workflow or BPMN files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// How to print the findings.
+        #[arg(long, value_enum, default_value_t = analyze::Format::Text)]
+        format: analyze::Format,
+        /// Print the analysis as JSON (the same as `--format json`).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         /// Refuse workflows with more steps than this.
         #[arg(long, default_value_t = portico_workflow_analyzer::Limits::DEFAULT_MAX_STEPS)]
@@ -143,7 +148,15 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let component = match cli.command {
-        Command::Analyze { file, json, max_steps } => return analyze::run(&file, json, max_steps),
+        Command::Analyze {
+            files,
+            format,
+            json,
+            max_steps,
+        } => {
+            let format = if json { analyze::Format::Json } else { format };
+            return analyze::run(&files, format, max_steps);
+        }
         Command::Admin { action } => return admin(action).await,
         Command::Backup { to, keep, max_age_days } => {
             return backup::backup(&to, portico_backup::Retention { keep, max_age_days }).await;

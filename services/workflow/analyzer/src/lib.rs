@@ -23,6 +23,7 @@ mod graph;
 mod hash;
 mod model;
 mod rules;
+pub mod sarif;
 mod score;
 
 use std::fmt;
