@@ -6,7 +6,9 @@
 //! [`Note`], reported as an `unjudged-element` finding, never a refusal; what Portico's own
 //! extensions get wrong is an input problem.
 
-use super::document::{Document, Process};
+use std::collections::HashMap;
+
+use super::document::{DefinitionKind, Document, Global, Kind, Process};
 use super::flows::Through;
 use super::locate::{located, positional};
 use super::reader::is_xml_space;
@@ -45,8 +47,9 @@ pub(super) fn build(document: &Document, limits: Limits) -> Result<(Workflow, Ve
         ..Workflow::default()
     };
     let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    let globals = document.globals_by_id();
     for process in &document.processes {
-        let mut builder = Builder::new(process, document);
+        let mut builder = Builder::new(process, &globals);
         builder.run(&mut workflow);
         problems.append(&mut builder.problems);
         notes.append(&mut builder.notes);
@@ -67,6 +70,44 @@ pub(super) fn build(document: &Document, limits: Limits) -> Result<(Workflow, Ve
     } else {
         Err(problems)
     }
+}
+
+/// The targets of the associations that start at each id.
+fn associations(process: &Process) -> HashMap<&str, Vec<&str>> {
+    let mut map: HashMap<&str, Vec<&str>> = HashMap::new();
+    for association in &process.associations {
+        if let (Some(source), Some(target)) = (association.source.as_deref(), association.target.as_deref()) {
+            map.entry(source).or_default().push(target);
+        }
+    }
+    map
+}
+
+/// Link catch events by scope and link name.
+fn link_catches(process: &Process) -> HashMap<(Option<usize>, &str), &str> {
+    let mut map = HashMap::new();
+    for node in process.nodes.iter().filter(|n| n.kind == Kind::Catch) {
+        let name = node
+            .definitions
+            .iter()
+            .find(|d| d.kind == DefinitionKind::Link)
+            .and_then(|d| d.name.as_deref());
+        if let (Some(name), Some(id)) = (name, node.attrs.id.as_deref()) {
+            map.entry((node.parent, name)).or_insert(id);
+        }
+    }
+    map
+}
+
+/// The nodes directly inside each node (empty but for sub-processes).
+fn children(process: &Process) -> Vec<Vec<usize>> {
+    let mut inside = vec![Vec::new(); process.nodes.len()];
+    for (i, node) in process.nodes.iter().enumerate() {
+        if let Some(list) = node.parent.and_then(|p| inside.get_mut(p)) {
+            list.push(i);
+        }
+    }
+    inside
 }
 
 /// What an id names.
@@ -93,7 +134,8 @@ pub(super) enum Role {
 /// The mapping's working state for one process, filled in pass by pass.
 pub(super) struct Builder<'p> {
     pub(super) process: &'p Process,
-    pub(super) document: &'p Document,
+    /// The document's messages, signals, errors and escalations.
+    pub(super) globals: &'p HashMap<(DefinitionKind, &'p str), &'p Global>,
     pub(super) index: IdMap<'p, Named>,
     pub(super) roles: Vec<Role>,
     /// Outgoing flows (indices) per node, by `sourceRef`.
@@ -102,6 +144,14 @@ pub(super) struct Builder<'p> {
     pub(super) incoming: Vec<Vec<usize>>,
     /// Boundary timer node giving each node its timeout, if any.
     pub(super) timeouts: Vec<Option<usize>>,
+    /// The nodes directly inside each sub-process node.
+    pub(super) inside: Vec<Vec<usize>>,
+    /// The targets of the associations that start at each id.
+    pub(super) associated: HashMap<&'p str, Vec<&'p str>>,
+    /// Link catch events by scope and link name (the first wins).
+    pub(super) link_catches: HashMap<(Option<usize>, &'p str), &'p str>,
+    /// Per event-based gateway: the first timer catch event (with a duration) it leads to.
+    pub(super) raced_timers: Vec<Option<usize>>,
     /// Further successors per node besides its flows: boundary events, compensation handlers.
     pub(super) extra: Vec<Vec<&'p str>>,
     pub(super) through: Vec<Through<'p>>,
@@ -110,17 +160,21 @@ pub(super) struct Builder<'p> {
 }
 
 impl<'p> Builder<'p> {
-    fn new(process: &'p Process, document: &'p Document) -> Self {
+    fn new(process: &'p Process, globals: &'p HashMap<(DefinitionKind, &'p str), &'p Global>) -> Self {
         let nodes = process.nodes.len();
         Self {
             process,
-            document,
+            globals,
+            link_catches: link_catches(process),
+            associated: associations(process),
+            raced_timers: vec![None; nodes],
             index: id_map(nodes + process.flows.len()),
             roles: vec![Role::None; nodes],
             outgoing: vec![Vec::new(); nodes],
             incoming: vec![Vec::new(); nodes],
             timeouts: vec![None; nodes],
             extra: vec![Vec::new(); nodes],
+            inside: children(process),
             through: vec![Through::Pending; nodes],
             problems: Vec::new(),
             notes: Vec::new(),
@@ -145,6 +199,7 @@ impl<'p> Builder<'p> {
     fn run(&mut self, workflow: &mut Workflow) {
         self.index_ids();
         self.link_flows();
+        self.find_raced_timers();
         self.classify();
         self.classify_gateways();
         self.attach_boundaries();

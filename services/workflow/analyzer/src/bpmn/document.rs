@@ -3,6 +3,8 @@
 //! associations; the collaborations with their participants and message flows; and the global
 //! elements (messages, signals, errors, escalations) that events refer to.
 
+use std::collections::HashMap;
+
 use crate::model::StepType;
 
 /// Kind of a task-like activity.
@@ -125,7 +127,7 @@ pub(crate) const FLOW_NODES: [(&str, Kind); 22] = [
 ];
 
 /// Kind of an event definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum DefinitionKind {
     Message,
     Signal,
@@ -299,9 +301,13 @@ pub(crate) struct Document {
 }
 
 impl Document {
-    /// The name of the global element of this kind with this id, if it exists.
-    pub(crate) fn global(&self, kind: DefinitionKind, id: &str) -> Option<&Global> {
-        self.globals.iter().find(|g| g.kind == kind && g.id == id)
+    /// The global elements by kind and id (the first of equal ids wins).
+    pub(crate) fn globals_by_id(&self) -> HashMap<(DefinitionKind, &str), &Global> {
+        let mut map = HashMap::with_capacity(self.globals.len());
+        for global in &self.globals {
+            map.entry((global.kind, global.id.as_str())).or_insert(global);
+        }
+        map
     }
 }
 

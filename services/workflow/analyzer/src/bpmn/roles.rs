@@ -166,12 +166,7 @@ impl<'p> Builder<'p> {
         let Some(id) = node.attrs.id.as_deref() else {
             return;
         };
-        let process = self.process;
-        let handlers = process
-            .associations
-            .iter()
-            .filter(|a| a.source.as_deref() == Some(id))
-            .filter_map(|a| a.target.as_deref());
+        let handlers = self.associated.get(id).cloned().unwrap_or_default();
         if let Some(extra) = self.extra.get_mut(b) {
             extra.extend(handlers);
         }

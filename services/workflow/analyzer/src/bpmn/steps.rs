@@ -224,23 +224,24 @@ impl<'p> Builder<'p> {
     /// every element inside that no flow leads to.
     fn entries(&mut self, s: usize, sub: &Node) -> Vec<&'p str> {
         let process = self.process;
-        let inside = |n: &&'p Node| n.parent == Some(s);
-        let starts: Vec<&'p str> = process
-            .nodes
+        let inside: Vec<(usize, &'p Node)> = self
+            .inside
+            .get(s)
+            .into_iter()
+            .flatten()
+            .filter_map(|&j| process.nodes.get(j).map(|n| (j, n)))
+            .collect();
+        let starts: Vec<&'p str> = inside
             .iter()
-            .filter(inside)
-            .filter(|n| n.kind == Kind::Start)
-            .filter_map(|n| n.attrs.id.as_deref())
+            .filter(|(_, n)| n.kind == Kind::Start)
+            .filter_map(|(_, n)| n.attrs.id.as_deref())
             .collect();
         let adhoc = sub.kind == Kind::SubProcess(SubProcessKind::AdHoc);
         let candidates: Vec<&'p str> = if !starts.is_empty() && !adhoc {
             starts
         } else {
-            process
-                .nodes
+            inside
                 .iter()
-                .enumerate()
-                .filter(|(_, n)| inside(n))
                 .filter(|(j, n)| {
                     self.incoming.get(*j).is_some_and(Vec::is_empty)
                         && n.kind != Kind::Boundary
@@ -253,36 +254,41 @@ impl<'p> Builder<'p> {
         candidates.into_iter().filter_map(|id| self.follow(id)).collect()
     }
 
+    /// Finds, for every event-based gateway, the first timer catch event with a duration it leads
+    /// to: one pass over the gateways' flows.
+    pub(super) fn find_raced_timers(&mut self) {
+        let process = self.process;
+        for (g, node) in process.nodes.iter().enumerate() {
+            if node.kind != Kind::Gateway(GatewayKind::EventBased) {
+                continue;
+            }
+            let timer = self.outgoing.get(g).into_iter().flatten().find_map(|&f| {
+                let t = self.node_of(process.flows.get(f)?.attrs.target_ref.as_deref()?)?;
+                let target = process.nodes.get(t)?;
+                let timed = matches!(target.definitions.as_slice(),
+                    [d] if d.kind == DefinitionKind::Timer && d.duration.is_some());
+                (target.kind == Kind::Catch && timed).then_some(t)
+            });
+            if let Some(slot) = self.raced_timers.get_mut(g) {
+                *slot = timer;
+            }
+        }
+    }
+
     /// A wait behind an event-based gateway that also waits for a timer ends when the timer
     /// fires: that timer's duration is its timeout.
     fn raced_timer(&self, i: usize) -> Option<(&'p str, Source<'p>)> {
         let process = self.process;
-        let gateways = self.incoming.get(i)?.iter().filter_map(|&f| {
-            let source = process.flows.get(f)?.attrs.source_ref.as_deref()?;
-            let g = self.node_of(source)?;
-            (process.nodes.get(g)?.kind == Kind::Gateway(GatewayKind::EventBased)).then_some(g)
-        });
-        for g in gateways {
-            for &f in self.outgoing.get(g).into_iter().flatten() {
-                let Some(timer) = process
-                    .flows
-                    .get(f)
-                    .and_then(|flow| flow.attrs.target_ref.as_deref())
-                    .and_then(|id| self.node_of(id))
-                    .and_then(|t| process.nodes.get(t))
-                    .filter(|t| t.kind == Kind::Catch)
-                else {
-                    continue;
-                };
-                if let [definition] = timer.definitions.as_slice()
-                    && definition.kind == DefinitionKind::Timer
-                    && let Some(duration) = definition.duration.as_deref()
-                {
-                    return Some((duration, Source::new(timer, definition.element, "timeDuration")));
-                }
-            }
-        }
-        None
+        let timer = self.incoming.get(i)?.iter().find_map(|&f| {
+            let g = self.node_of(process.flows.get(f)?.attrs.source_ref.as_deref()?)?;
+            self.raced_timers.get(g).copied().flatten()
+        })?;
+        let timer = process.nodes.get(timer)?;
+        let definition = timer.definitions.first()?;
+        Some((
+            definition.duration.as_deref()?,
+            Source::new(timer, definition.element, "timeDuration"),
+        ))
     }
 
     /// The catching link event a throwing one jumps to: same name, same scope.
@@ -293,16 +299,7 @@ impl<'p> Builder<'p> {
             .find(|d| d.kind == DefinitionKind::Link)?
             .name
             .as_deref()?;
-        self.process
-            .nodes
-            .iter()
-            .filter(|n| n.kind == Kind::Catch && n.parent == node.parent)
-            .find(|n| {
-                n.definitions
-                    .iter()
-                    .any(|d| d.kind == DefinitionKind::Link && d.name.as_deref() == Some(name))
-            })
-            .and_then(|n| n.attrs.id.as_deref())
+        self.link_catches.get(&(node.parent, name)).copied()
     }
 
     /// The `portico:config` object of a node, reporting problems with it.
@@ -344,8 +341,8 @@ impl<'p> Builder<'p> {
             ),
         };
         let name = self
-            .document
-            .global(kind, reference)
+            .globals
+            .get(&(kind, reference))
             .and_then(|g| g.name.as_deref())
             .filter(|name| !name.is_empty())
             .unwrap_or(reference);

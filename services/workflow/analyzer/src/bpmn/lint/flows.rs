@@ -147,14 +147,8 @@ pub(crate) const NO_IMPLICIT_END: Lint = Lint {
 fn no_implicit_end(diagram: &Diagram<'_>, out: &mut Out) {
     for node in diagram.nodes.iter().filter(|n| flow_object(n)) {
         let n = node.node;
-        let compensation_boundary = n.kind == Kind::Boundary
-            && n.only_definitions(DefinitionKind::Compensate)
-            && n.attrs.id.as_deref().is_some_and(|id| {
-                node.process
-                    .associations
-                    .iter()
-                    .any(|a| a.parent.is_none() && a.source.as_deref() == Some(id))
-            });
+        let compensation_boundary =
+            n.kind == Kind::Boundary && n.only_definitions(DefinitionKind::Compensate) && node.associated;
         let exempt = n.is_event_sub_process()
             || (n.kind == Kind::Throw && n.only_definitions(DefinitionKind::Link))
             || node.in_ad_hoc()

@@ -104,6 +104,10 @@ pub(crate) struct NodeRef<'d> {
     /// The sequence flows into and out of it, in document order.
     pub(crate) incoming: Vec<&'d Flow>,
     pub(crate) outgoing: Vec<&'d Flow>,
+    /// The scope (index of [`Diagram::scopes`]) a sub-process opens.
+    pub(crate) scope: Option<usize>,
+    /// Whether an association at process level starts at it.
+    pub(crate) associated: bool,
 }
 
 impl<'d> NodeRef<'d> {
@@ -230,6 +234,12 @@ impl<'d> Diagram<'d> {
                 node: None,
                 children: Vec::new(),
             });
+            let sources: std::collections::HashSet<&str> = process
+                .associations
+                .iter()
+                .filter(|a| a.parent.is_none())
+                .filter_map(|a| a.source.as_deref())
+                .collect();
             // The scope of each sub-process node; a sub-process precedes its contents.
             let mut scope_of: Vec<Option<usize>> = Vec::with_capacity(process.nodes.len());
             for node in &process.nodes {
@@ -254,6 +264,8 @@ impl<'d> Diagram<'d> {
                     node,
                     incoming: Vec::new(),
                     outgoing: Vec::new(),
+                    scope: own,
+                    associated: node.attrs.id.as_deref().is_some_and(|id| sources.contains(id)),
                 });
             }
         }

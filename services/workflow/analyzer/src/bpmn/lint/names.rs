@@ -1,6 +1,8 @@
 //! The rules about names: labels on what a reader must tell apart, the global elements events
 //! refer to, and link events matched by name.
 
+use std::collections::{HashMap, HashSet};
+
 use super::{Diagram, Lint, Out, rule};
 use crate::bpmn::document::{DefinitionKind, GatewayKind, Kind, TaskKind, trimmed};
 
@@ -61,7 +63,7 @@ pub(crate) const GLOBAL: Lint = Lint {
 fn global(diagram: &Diagram<'_>, out: &mut Out) {
     let document = diagram.document;
     // (kind, id) of every reference bpmnlint counts.
-    let mut used: Vec<(DefinitionKind, &str)> = Vec::new();
+    let mut used: HashSet<(DefinitionKind, &str)> = HashSet::new();
     for node in &diagram.nodes {
         let n = node.node;
         if n.kind.is_event() {
@@ -74,7 +76,7 @@ fn global(diagram: &Diagram<'_>, out: &mut Out) {
         if matches!(n.kind, Kind::Task(TaskKind::Send | TaskKind::Receive))
             && let Some(message) = n.attrs.message_ref.as_deref()
         {
-            used.push((DefinitionKind::Message, message));
+            used.insert((DefinitionKind::Message, message));
         }
     }
     used.extend(
@@ -134,15 +136,20 @@ fn link_event(diagram: &Diagram<'_>, out: &mut Out) {
             }
             links.push((name.unwrap_or("_"), child));
         }
-        let mut names: Vec<&str> = links.iter().map(|(name, _)| *name).collect();
-        names.dedup();
-        let mut seen: Vec<&str> = Vec::new();
-        for name in names {
-            if seen.contains(&name) {
-                continue;
+        // Grouped by name, the groups in order of first appearance.
+        let mut groups: HashMap<&str, Vec<&super::NodeRef<'_>>> = HashMap::new();
+        let mut names: Vec<&str> = Vec::new();
+        for (name, event) in &links {
+            let group = groups.entry(name).or_default();
+            if group.is_empty() {
+                names.push(name);
             }
-            seen.push(name);
-            let events: Vec<_> = links.iter().filter(|(n, _)| *n == name).map(|(_, e)| *e).collect();
+            group.push(event);
+        }
+        for name in names {
+            let Some(events) = groups.get(name) else {
+                continue;
+            };
             if let [event] = events.as_slice() {
                 let missing = if event.node.kind.is_catch() { "throw" } else { "catch" };
                 out.report(
@@ -160,7 +167,7 @@ fn link_event(diagram: &Diagram<'_>, out: &mut Out) {
                     );
                 }
             } else if catches.is_empty() {
-                for event in &events {
+                for event in events {
                     out.report(
                         event.id(),
                         format!("Link catch event with link name <{name}> missing in scope"),

@@ -176,11 +176,10 @@ fn superfluous_termination(diagram: &Diagram<'_>, out: &mut Out) {
         };
         let interrupting_event_sub_process = |c: &super::NodeRef<'_>| {
             c.node.is_event_sub_process()
-                && diagram.scopes.iter().any(|s| {
-                    s.node.is_some_and(|n| std::ptr::eq(n, c.node))
-                        && diagram
-                            .children(s)
-                            .any(|start| start.node.kind == Kind::Start && start.node.is_interrupting())
+                && c.scope.and_then(|s| diagram.scopes.get(s)).is_some_and(|s| {
+                    diagram
+                        .children(s)
+                        .any(|start| start.node.kind == Kind::Start && start.node.is_interrupting())
                 })
         };
         if ends.iter().all(|c| terminate(c) || interrupting_event_sub_process(c)) {
