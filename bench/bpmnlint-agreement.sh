@@ -14,18 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 checkout=${1:?usage: bench/bpmnlint-agreement.sh BPMNLINT_CHECKOUT}
 [ -d "$checkout/test/rules" ] || { echo "bpmnlint-agreement: no test/rules in $checkout" >&2; exit 2; }
-tools=${PORTICO_BPMNLINT_TOOLS:-$HOME/.cache/portico/bpmnlint}
-mkdir -p "$tools"
-if ! cmp -s bench/bpmnlint/package-lock.json "$tools/package-lock.json"; then
-  cp bench/bpmnlint/package.json bench/bpmnlint/package-lock.json "$tools/"
-  (cd "$tools" && npm ci -q --no-audit --no-fund) || { echo "bpmnlint-agreement: npm ci failed" >&2; exit 2; }
-fi
-cp bench/bpmnlint/lint.mjs "$tools/"
+source bench/bpmnlint/tools.sh
 mapfile -t fixtures < <(find "$checkout/test/rules" -name '*.bpmn' | sort)
-rules=ad-hoc-sub-process,conditional-flows,end-event-required,event-based-gateway,event-sub-process-typed-start-event,fake-join,global,label-required,link-event,no-complex-gateway,no-disconnected,no-duplicate-sequence-flows,no-gateway-join-fork,no-implicit-end,no-implicit-split,no-implicit-start,no-inclusive-gateway,single-blank-start-event,single-event-definition,start-event-required,sub-process-blank-start-event,superfluous-gateway,superfluous-termination
+rules=$BPMNLINT_RULES
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-node "$tools/lint.mjs" "$rules" "${fixtures[@]}" > "$work/bpmnlint.json"
+node "$BPMNLINT_TOOLS/lint.mjs" "$rules" "${fixtures[@]}" > "$work/bpmnlint.json"
 cargo run -q --release --locked -p portico-workflow-analyzer --example lint_ids -- "${fixtures[@]}" > "$work/portico.json"
 python3 - "$rules" "$checkout/test/rules/" "$work/bpmnlint.json" "$work/portico.json" "${VERBOSE:-}" <<'PY'
 import json, sys
