@@ -4,37 +4,22 @@
 // Per file: three warm-up runs, then runs until two seconds have passed (at least five, at most
 // 200); prints one JSON object {file: {median_ms, runs, reports}}.
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { BpmnModdle } from 'bpmn-moddle';
-
-const require = createRequire(import.meta.url);
-const { Linter } = require('bpmnlint');
-const StaticResolver = require('bpmnlint/lib/resolver/static-resolver');
+import { linterFor } from './linter.mjs';
 
 const [ list, ...files ] = process.argv.slice(2);
-const rules = list.split(',');
-const cache = {};
-for (const rule of rules) {
-  cache[`rule:bpmnlint/${rule}`] = require(`bpmnlint/rules/${rule}`);
-}
-const config = { rules: Object.fromEntries(rules.map(rule => [ rule, 'error' ])) };
-
-async function once(xml) {
-  const { rootElement } = await new BpmnModdle().fromXML(xml);
-  const results = await new Linter({ resolver: new StaticResolver(cache) }).lint(rootElement, config);
-  return Object.values(results).reduce((n, reports) => n + reports.length, 0);
-}
+const lint = linterFor(list.split(','));
+const count = results => Object.values(results).reduce((n, reports) => n + reports.length, 0);
 
 const out = {};
 for (const file of files) {
   const xml = await readFile(file, 'utf8');
   let reports = 0;
-  for (let i = 0; i < 3; i++) reports = await once(xml);
+  for (let i = 0; i < 3; i++) reports = count(await lint(xml));
   const times = [];
   const started = performance.now();
   while (times.length < 200 && (times.length < 5 || performance.now() - started < 2000)) {
     const t0 = performance.now();
-    await once(xml);
+    await lint(xml);
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
