@@ -118,9 +118,9 @@
 //! # Not read
 //!
 //! Timers with `timeDate` or `timeCycle` (the wait is assumed to pause); event definitions
-//! shared through `eventDefinitionRef`; condition expressions (bpmnlint's rules see whether a flow
-//! has one; Portico's `contradictory-condition` reads `portico:config` conditions only); message
-//! flows between participants.
+//! shared through `eventDefinitionRef`; condition expressions other than a conjunction of
+//! comparisons of a variable with a literal (those are judged by `contradictory-condition`: a
+//! flow whose condition can never hold is reported); message flows between participants.
 //!
 //! [`StepType`]: crate::StepType
 //! [`Trigger`]: crate::Trigger
@@ -132,6 +132,7 @@
 
 mod build;
 mod caps;
+mod conditions;
 mod document;
 mod flows;
 pub(crate) mod lint;
@@ -161,6 +162,7 @@ pub fn parse(xml: &[u8], limits: Limits) -> Result<Workflow, Vec<InputProblem>> 
     let document = reader::read(xml, &limits).map_err(|problem| vec![problem])?;
     let (mut workflow, notes) = build::build(&document, limits)?;
     workflow.findings = lint::lint(&document);
+    workflow.findings.extend(conditions::contradictions(&document));
     workflow.findings.extend(notes.into_iter().map(|note| {
         Finding {
             rule: UNJUDGED.id,

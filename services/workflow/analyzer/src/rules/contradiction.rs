@@ -25,25 +25,33 @@ pub(crate) const RULE: RuleInfo = RuleInfo {
 
 fn check(ctx: &Context<'_>, out: &mut Report<'_>) {
     for (i, step) in ctx.steps_of(StepType::IfElse) {
-        // Ordered by field name so findings come out deterministically.
-        let mut fields: BTreeMap<&str, Field<'_>> = BTreeMap::new();
-        for (field, op, value) in conditions(step) {
-            fields.entry(field).or_default().add(op, value);
-        }
-        for (field, state) in &fields {
-            if let Some(reason) = state.conflict() {
-                out.push(
-                    &RULE,
-                    Some(i),
-                    format!(
-                        "Conditions of \"{}\" on \"{field}\" can never all hold: {reason}",
-                        step.id
-                    ),
-                    "Fix or remove the conflicting conditions; as written only the no branch can run.",
-                );
-            }
+        for (field, reason) in conflicts(conditions(step)) {
+            out.push(
+                &RULE,
+                Some(i),
+                format!(
+                    "Conditions of \"{}\" on \"{field}\" can never all hold: {reason}",
+                    step.id
+                ),
+                "Fix or remove the conflicting conditions; as written only the no branch can run.",
+            );
         }
     }
+}
+
+/// The fields on which conditions that must all hold cannot, each with the reason, ordered by
+/// field name so findings come out deterministically.
+pub(crate) fn conflicts<'a>(
+    conditions: impl Iterator<Item = (&'a str, ConditionOp, Option<&'a Value>)>,
+) -> Vec<(&'a str, String)> {
+    let mut fields: BTreeMap<&str, Field<'_>> = BTreeMap::new();
+    for (field, op, value) in conditions {
+        fields.entry(field).or_default().add(op, value);
+    }
+    fields
+        .into_iter()
+        .filter_map(|(field, state)| state.conflict().map(|reason| (field, reason)))
+        .collect()
 }
 
 /// Well-formed conditions of an if_else step; parsing has already rejected malformed ones.

@@ -3,7 +3,7 @@
 
 mod broken_reference;
 mod compliance;
-mod contradiction;
+pub(crate) mod contradiction;
 mod duplicate_action;
 mod empty_workflow;
 mod loops;

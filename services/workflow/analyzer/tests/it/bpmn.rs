@@ -845,3 +845,27 @@ fn modeler_constructs_join_the_workflow_graph() {
     let task = workflow.steps.iter().find(|s| s.id == "task").unwrap();
     assert_eq!(task.paths, vec!["failed".to_owned(), "undo".to_owned()]);
 }
+
+#[test]
+fn a_gateway_condition_that_can_never_hold_is_a_contradiction() {
+    let xml = doc(r#"
+    <startEvent id="t1"/><sequenceFlow sourceRef="t1" targetRef="g"/>
+    <exclusiveGateway id="g" default="rest"/>
+    <sequenceFlow id="dead" sourceRef="g" targetRef="a"><conditionExpression>${amount &gt; 100 &amp;&amp; amount &lt; 50}</conditionExpression></sequenceFlow>
+    <sequenceFlow id="fine" sourceRef="g" targetRef="a"><conditionExpression>${amount &gt;= 100 &amp;&amp; tier == 'gold'}</conditionExpression></sequenceFlow>
+    <sequenceFlow id="feel" sourceRef="g" targetRef="a"><conditionExpression>tier = "gold" and tier = "silver"</conditionExpression></sequenceFlow>
+    <sequenceFlow id="opaque" sourceRef="g" targetRef="a"><conditionExpression>${isVip(customer) || amount &lt; 0}</conditionExpression></sequenceFlow>
+    <sequenceFlow id="rest" sourceRef="g" targetRef="a"/>
+    <task id="a"/><sequenceFlow sourceRef="a" targetRef="e"/><endEvent id="e"/>"#);
+    let analysis = analyze(&parse_bpmn(&xml));
+    let contradictions: Vec<(Option<&str>, &str)> = analysis
+        .issues
+        .iter()
+        .filter(|f| f.rule == "contradictory-condition")
+        .map(|f| (f.step_id.as_deref(), f.message.as_str()))
+        .collect();
+    assert_eq!(contradictions.len(), 2, "{contradictions:#?}");
+    assert_eq!(contradictions[0].0, Some("dead"));
+    assert!(contradictions[0].1.contains("\"amount\""), "{}", contradictions[0].1);
+    assert_eq!(contradictions[1].0, Some("feel"));
+}
