@@ -8,7 +8,7 @@ CARGO ?= cargo
 PORTICO_DATA_DIR ?= ./data
 export PORTICO_DATA_DIR
 
-.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check backup-drill smoke k8s-check
+.PHONY: run run-release build test lint fmt contract bench load workflow-load media-bench billing-load monitoring-load fuzz fuzz-all compose-check backup-drill smoke k8s-check bpmnlint-agreement bpmnlint-bench
 
 run:
 	$(CARGO) run -q -p portico -- dev
@@ -42,6 +42,15 @@ smoke:
 
 k8s-check:
 	./deploy/k8s/check.sh
+
+# BPMN lint against bpmnlint itself (npm, pinned in bench/bpmnlint/): every rule on Portico's own
+# corpus (CI), and the speed on generated diagrams. bpmnlint's own 187 fixtures need a checkout:
+# ./bench/bpmnlint-agreement.sh PATH/TO/bpmnlint
+bpmnlint-agreement:
+	./bench/bpmnlint-agreement.sh --files bench/bpmnlint/corpus 100
+
+bpmnlint-bench:
+	./bench/bpmnlint-bench.sh
 
 bench:
 	$(CARGO) bench -p portico-gateway --bench gateway

@@ -10,5 +10,11 @@ if ! cmp -s bench/bpmnlint/package-lock.json "$BPMNLINT_TOOLS/package-lock.json"
   cp bench/bpmnlint/package.json bench/bpmnlint/package-lock.json "$BPMNLINT_TOOLS/"
   (cd "$BPMNLINT_TOOLS" && npm ci -q --no-audit --no-fund) || { echo "bpmnlint: npm ci failed" >&2; exit 2; }
 fi
+for pkg in bpmnlint bpmn-moddle; do
+  pinned=$(python3 -c "import json,sys; print(json.load(open('bench/bpmnlint/package.json'))['dependencies'][sys.argv[1]])" "$pkg")
+  have=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" \
+    "$BPMNLINT_TOOLS/node_modules/$pkg/package.json" 2>/dev/null || true)
+  [ "$have" = "$pinned" ] || { echo "bpmnlint: npm $pkg $pinned is required, found '${have:-nothing}'" >&2; exit 2; }
+done
 cp bench/bpmnlint/*.mjs "$BPMNLINT_TOOLS/"
 BPMNLINT_RULES=$(cargo run -q --release --locked -p portico-workflow-analyzer --example lint_ids -- --rules)
