@@ -269,7 +269,8 @@ impl FromRequest for Document {
 }
 
 /// Reads a body whose Content-Type `accept` recognises (415 otherwise) up to the JSON cap (413,
-/// refused from Content-Length before reading when it is declared).
+/// refused from Content-Length before reading when it is declared), decoded per its
+/// `Content-Encoding` as [`RawBody`] is: the cap holds for the decoded bytes.
 fn read_body<K: 'static>(
     req: &HttpRequest,
     payload: &mut Payload,
@@ -288,25 +289,59 @@ fn read_body<K: 'static>(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let mut payload = payload.take();
+    let encoding = content_coding(req);
+    let stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
     Box::pin(async move {
         let Some(kind) = kind else {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType, wrong_type));
         };
+        encoding?;
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large(limit));
         }
-        let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|_| ApiError::new(ErrorCode::ValidationError, "the request body could not be read"))?;
-            if body.len() + chunk.len() > limit {
-                return Err(too_large(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((body.freeze(), kind))
+        let body = collect(stream, limit, declared.unwrap_or(0)).await?;
+        Ok((body, kind))
     })
+}
+
+/// The request's `Content-Encoding` is one `Decompress` decodes (one coding of gzip, deflate,
+/// br, zstd or identity); any other is 415 naming the header.
+fn content_coding(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let coding = value.to_str().unwrap_or_default().trim().to_ascii_lowercase();
+    if matches!(coding.as_str(), "gzip" | "deflate" | "br" | "zstd" | "identity") {
+        return Ok(());
+    }
+    Err(ApiError(
+        Problem::new(
+            ErrorCode::UnsupportedMediaType,
+            "Content-Encoding must be one of gzip, deflate, br, zstd or identity",
+        )
+        .with_details(json!({ "fields": { "Content-Encoding": "is not a supported content coding" } })),
+    ))
+}
+
+/// Gathers a decoded body, refusing it as soon as it passes `limit` bytes.
+async fn collect<S, E>(mut stream: S, limit: usize, capacity: usize) -> Result<bytes::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    let mut body = bytes::BytesMut::with_capacity(capacity.min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ErrorCode::ValidationError,
+                "the request body could not be read: it ended early or does not decode as its Content-Encoding says",
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// The cap of a [`RawBody`] once decoded (an endpoint's `app_data`; 1 MiB without one).
@@ -325,22 +360,11 @@ impl actix_web::FromRequest for RawBody {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<RawLimit>().map_or(1024 * 1024, |l| l.0);
-        let mut stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
+        let encoding = content_coding(req);
+        let stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
         Box::pin(async move {
-            let mut body = bytes::BytesMut::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::ValidationError,
-                        "the request body could not be read: it ended early or does not decode as its Content-Encoding says",
-                    )
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(RawBody(body.freeze()))
+            encoding?;
+            collect(stream, limit, 0).await.map(RawBody)
         })
     }
 }

@@ -137,3 +137,63 @@ async fn the_body_cap_is_configurable() {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.body["error"]["details"]["limitBytes"], 64);
 }
+
+#[tokio::test]
+async fn compressed_json_bodies_are_decoded_and_held_to_the_cap() {
+    use std::io::Write;
+
+    let s = Stack::start(portico_testkit::Backend::Sqlite).await;
+    let send = |encoding: &'static str, body: Vec<u8>| {
+        let req = s
+            .http
+            .post(s.url("/v1/auth/signup"))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body);
+        async move { crate::support::reply(req.send().await.unwrap()).await }
+    };
+    let gzip = |body: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(body).unwrap();
+        e.finish().unwrap()
+    };
+    let signup = |email: &str| json!({"email": email, "password": "correct horse battery staple"}).to_string();
+
+    let r = send("gzip", gzip(signup("gzip@example.com").as_bytes())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let mut br = Vec::new();
+    brotli::BrotliCompress(&mut signup("br@example.com").as_bytes(), &mut br, &Default::default()).unwrap();
+    let r = send("br", br).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    // A coding the gateway cannot decode is named, not guessed at.
+    let r = send("compress", signup("lzw@example.com").into_bytes()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+    );
+    assert_eq!(r.fields(), vec!["Content-Encoding"]);
+    // A small body that inflates past the 1 MiB cap is refused while it inflates.
+    let bomb = format!(
+        r#"{{"email": "bomb@example.com", "password": "{}"}}"#,
+        "x".repeat(4 << 20)
+    );
+    let compressed = gzip(bomb.as_bytes());
+    assert!(compressed.len() < 64 * 1024);
+    let r = send("gzip", compressed).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", r.body);
+    // A body that does not decode as its coding says.
+    let r = send("gzip", b"not gzip at all".to_vec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    // None of the refused ones made an account.
+    for email in ["lzw@example.com", "bomb@example.com"] {
+        let r = s
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": "correct horse battery staple"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{email}");
+    }
+}
