@@ -316,6 +316,39 @@ mod tests {
     }
 
     #[test]
+    fn splits_and_paths_are_followed_like_next() {
+        let doc = json!({"triggers": [{"id": "t", "type": "manual", "next": "fork"}],
+        "steps": [
+            {"id": "fork", "type": "split", "paths": ["a", "b"]},
+            {"id": "a", "type": "task", "next": "fork"},
+            {"id": "b", "type": "end"},
+            {"id": "lost", "type": "task", "paths": ["ghost"]}
+        ]});
+        let wf = parse(doc.to_string().as_bytes(), Limits::default()).unwrap();
+        let analysis = analyze(&wf);
+        let order: Vec<(&str, Option<&str>)> = analysis.issues.iter().map(|f| (f.rule, f.step_id.as_deref())).collect();
+        assert_eq!(
+            order,
+            vec![
+                ("broken-reference", Some("lost")),
+                ("loop-without-wait", Some("fork")),
+                ("unreachable-step", Some("lost")),
+            ]
+        );
+        // paths make no sense where the type routes on its own, and must be step ids.
+        let bad = json!({"steps": [
+            {"id": "e", "type": "end", "paths": ["x"]},
+            {"id": "s", "type": "split", "paths": [1]}
+        ]});
+        let problems = parse(bad.to_string().as_bytes(), Limits::default()).unwrap_err();
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(pointers, vec!["/steps/0/paths", "/steps/1/paths/0"]);
+        let serialised = serde_json::to_value(&wf).unwrap();
+        assert_eq!(serialised["steps"][0]["paths"], json!(["a", "b"]));
+        assert!(serialised["steps"][1].get("paths").is_none());
+    }
+
+    #[test]
     fn workflow_round_trips_through_its_serialisation() {
         let wf = example();
         let bytes = serde_json::to_vec(&wf).unwrap();
