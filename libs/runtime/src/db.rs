@@ -221,16 +221,29 @@ impl Manager {
                     backend: "sqlite",
                     message: e.to_string(),
                 })?;
-                conn.batch_execute(
-                    // The timeout first: switching to WAL waits, too, for a connection that is
-                    // closing (its last checkpoint holds the database for a moment).
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(|e| DbError::Connect {
-                    backend: "sqlite",
-                    message: e.to_string(),
-                })?;
+                // The timeout first: switching to WAL waits, too, for a connection that is
+                // closing (its last checkpoint holds the database for a moment). SQLite answers
+                // "database is locked" at once, without waiting, where waiting could deadlock:
+                // when replicas open a new file together, one may switch to WAL while another
+                // holds its migration transaction. That is retried for a while.
+                const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                                       PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+                let mut attempts = 0;
+                loop {
+                    match conn.batch_execute(PRAGMAS) {
+                        Ok(()) => break,
+                        Err(e) if attempts < 200 && e.to_string().contains("database is locked") => {
+                            attempts += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(25));
+                        }
+                        Err(e) => {
+                            return Err(DbError::Connect {
+                                backend: "sqlite",
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
         }
