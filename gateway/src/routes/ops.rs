@@ -488,6 +488,7 @@ pub(crate) const OPS: &[OpsDoc] = &[
             ErrorCode::WebhookSignatureExpired,
             ErrorCode::WebhookEventInvalid,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
             ErrorCode::RateLimited,
             ErrorCode::ServiceUnavailable,
         ],
@@ -519,6 +520,7 @@ const SENTRY_ERRORS: &[ErrorCode] = &[
     ErrorCode::SentryKeyInvalid,
     ErrorCode::EnvelopeInvalid,
     ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
     ErrorCode::RateLimited,
     ErrorCode::ServiceUnavailable,
 ];
