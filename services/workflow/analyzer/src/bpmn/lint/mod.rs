@@ -196,6 +196,8 @@ pub(crate) struct Diagram<'d> {
     pub(crate) nodes: Vec<NodeRef<'d>>,
     /// Every process and sub-process.
     pub(crate) scopes: Vec<Scope<'d>>,
+    /// Every sequence flow, in document order, sorted once.
+    flows: Vec<&'d Flow>,
 }
 
 impl<'d> Diagram<'d> {
@@ -269,19 +271,19 @@ impl<'d> Diagram<'d> {
                 });
             }
         }
-        let mut diagram = Self {
-            document,
-            ids,
-            nodes,
-            scopes,
-        };
-        for flow in diagram.flows() {
+        let mut flows: Vec<(usize, usize, &'d Flow)> = Vec::new();
+        for (p, process) in document.processes.iter().enumerate() {
+            flows.extend(process.flows.iter().map(|f| (p, f.order, f)));
+        }
+        flows.sort_by_key(|(p, order, _)| (*p, *order));
+        let flows: Vec<&'d Flow> = flows.into_iter().map(|(_, _, f)| f).collect();
+        for &flow in &flows {
             let ends = [(&flow.attrs.source_ref, true), (&flow.attrs.target_ref, false)];
             for (end, outgoing) in ends {
                 let Some(&n) = end.as_deref().and_then(|id| node_index.get(id)) else {
                     continue;
                 };
-                if let Some(node) = diagram.nodes.get_mut(n) {
+                if let Some(node) = nodes.get_mut(n) {
                     if outgoing {
                         node.outgoing.push(flow);
                     } else {
@@ -290,7 +292,13 @@ impl<'d> Diagram<'d> {
                 }
             }
         }
-        diagram
+        Self {
+            document,
+            ids,
+            nodes,
+            scopes,
+            flows,
+        }
     }
 
     /// The flow nodes directly inside a scope.
@@ -299,12 +307,7 @@ impl<'d> Diagram<'d> {
     }
 
     /// Every sequence flow, in document order.
-    pub(crate) fn flows(&self) -> Vec<&'d Flow> {
-        let mut flows: Vec<(usize, usize, &'d Flow)> = Vec::new();
-        for (p, process) in self.document.processes.iter().enumerate() {
-            flows.extend(process.flows.iter().map(|f| (p, f.order, f)));
-        }
-        flows.sort_by_key(|(p, order, _)| (*p, *order));
-        flows.into_iter().map(|(_, _, f)| f).collect()
+    pub(crate) fn flows(&self) -> &[&'d Flow] {
+        &self.flows
     }
 }
