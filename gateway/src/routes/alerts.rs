@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+pub use portico_monitoring_domain::alert::{
+    Condition as AlertCondition, Metric as AlertMetric, Severity as AlertSeverity, Status as AlertStatus,
+};
 use portico_proto::monitoring::v1 as pb;
 use portico_runtime::grpc::outgoing;
 use serde::{Deserialize, Serialize};
@@ -23,73 +26,6 @@ use crate::{
     },
     envelope::ApiError,
 };
-
-/// What a rule watches.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertMetric {
-    /// The gateway's p95 response time, ms (per `route`, or all routes).
-    ApiP95Ms,
-    /// The percentage of gateway responses that are 5xx.
-    ApiErrorRate,
-    /// A process's memory, percent of what it may use.
-    MemoryPercent,
-    /// The percentage of cache lookups that hit, per service.
-    CacheHitRate,
-    /// A web vital's p75 (`vital` names it).
-    VitalP75,
-    /// Error events per project (or in `projectId`) within the window.
-    ErrorEvents,
-    /// 1 while a service or a dependency fails its health probe.
-    ServiceDown,
-}
-
-/// How the value breaches the threshold.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertCondition {
-    /// Above.
-    Gt,
-    /// Below.
-    Lt,
-}
-
-/// How urgent.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertSeverity {
-    /// Look soon.
-    Warning,
-    /// Look now.
-    Critical,
-}
-
-/// Where an alert is in its life.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertStatus {
-    /// Breaching, not yet for `forSeconds`.
-    Pending,
-    /// Notified; reminded every `repeatIntervalSeconds` until acknowledged.
-    Firing,
-    /// Someone is on it: no reminders.
-    Acknowledged,
-    /// Over.
-    Resolved,
-}
-
-/// The wire name of a serde enum value (`ApiP95Ms` → `api_p95_ms`).
-fn wire<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Parses a wire name into a serde enum value.
-fn parse<T: for<'de> Deserialize<'de>>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
 
 /// A new alert rule.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,9 +130,9 @@ impl From<pb::AlertRule> for AlertRule {
         let nonempty = |s: String| (!s.is_empty()).then_some(s);
         AlertRule {
             id: r.id,
-            metric: parse(&i.metric).unwrap_or(AlertMetric::ServiceDown),
-            condition: parse(&i.condition).unwrap_or(AlertCondition::Gt),
-            severity: parse(&i.severity).unwrap_or(AlertSeverity::Warning),
+            metric: AlertMetric::parse(&i.metric).unwrap_or(AlertMetric::ServiceDown),
+            condition: AlertCondition::parse(&i.condition).unwrap_or(AlertCondition::Gt),
+            severity: AlertSeverity::parse(&i.severity).unwrap_or(AlertSeverity::Warning),
             name: i.name,
             vital: nonempty(i.vital),
             project_id: (i.project_id > 0).then_some(i.project_id),
@@ -223,15 +159,15 @@ pub async fn create_rule(
     let b = body.0;
     let input = pb::AlertRuleInput {
         name: b.name,
-        metric: wire(&b.metric),
+        metric: b.metric.as_str().to_string(),
         vital: b.vital.unwrap_or_default(),
         project_id: b.project_id.unwrap_or(0),
         route: b.route.unwrap_or_default(),
-        condition: wire(&b.condition),
+        condition: b.condition.as_str().to_string(),
         threshold: b.threshold,
         window_seconds: b.window_seconds.unwrap_or(300),
         for_seconds: b.for_seconds.unwrap_or(0),
-        severity: wire(&b.severity.unwrap_or(AlertSeverity::Warning)),
+        severity: b.severity.unwrap_or(AlertSeverity::Warning).as_str().to_string(),
         repeat_interval_seconds: b.repeat_interval_seconds.unwrap_or(3600),
         notify: b.notify.unwrap_or_default(),
         enabled: b.enabled.unwrap_or(true),
@@ -285,15 +221,15 @@ pub async fn update_rule(
     let patch = pb::UpdateAlertRuleRequest {
         id: id.into_inner(),
         name: p.name,
-        metric: p.metric.as_ref().map(wire),
+        metric: p.metric.map(|v| v.as_str().to_string()),
         vital: p.vital,
         project_id: p.project_id,
         route: p.route,
-        condition: p.condition.as_ref().map(wire),
+        condition: p.condition.map(|v| v.as_str().to_string()),
         threshold: p.threshold,
         window_seconds: p.window_seconds,
         for_seconds: p.for_seconds,
-        severity: p.severity.as_ref().map(wire),
+        severity: p.severity.map(|v| v.as_str().to_string()),
         repeat_interval_seconds: p.repeat_interval_seconds,
         notify: p.notify.map(|targets| pb::NotifyList { targets }),
         enabled: p.enabled,
@@ -356,8 +292,8 @@ impl From<pb::Alert> for Alert {
         let nonempty = |s: String| (!s.is_empty()).then_some(s);
         let when = |ms: i64| if ms > 0 { at(ms) } else { None };
         Alert {
-            severity: parse(&a.severity).unwrap_or(AlertSeverity::Warning),
-            status: parse(&a.status).unwrap_or(AlertStatus::Firing),
+            severity: AlertSeverity::parse(&a.severity).unwrap_or(AlertSeverity::Warning),
+            status: AlertStatus::parse(&a.status).unwrap_or(AlertStatus::Firing),
             id: a.id,
             rule_id: nonempty(a.rule_id),
             source: a.source,
@@ -413,7 +349,7 @@ pub async fn list_alerts(
         .monitoring()?
         .list_alerts(outgoing(
             pb::ListAlertsRequest {
-                status: q.status.as_ref().map(wire).unwrap_or_default(),
+                status: q.status.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 cursor: q.cursor.unwrap_or_default(),
                 limit: q.limit.unwrap_or(25),
             },
@@ -699,7 +635,7 @@ pub async fn client_alert(
                 page: b.page.unwrap_or_default(),
                 value: b.value,
                 message: b.message,
-                severity: b.severity.as_ref().map(wire).unwrap_or_default(),
+                severity: b.severity.map(|v| v.as_str().to_string()).unwrap_or_default(),
                 user_id: user.0.user_id,
             },
             &rid.0,
@@ -707,7 +643,7 @@ pub async fn client_alert(
         .await?
         .into_inner();
     Ok(Reply(ClientAlertAccepted {
-        status: parse(&a.status).unwrap_or(AlertStatus::Firing),
+        status: AlertStatus::parse(&a.status).unwrap_or(AlertStatus::Firing),
         alert_id: a.id,
     }))
 }
@@ -715,14 +651,6 @@ pub async fn client_alert(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wire_names_round_trip() {
-        assert_eq!(wire(&AlertMetric::ApiP95Ms), "api_p95_ms");
-        assert_eq!(parse::<AlertMetric>("vital_p75"), Some(AlertMetric::VitalP75));
-        assert_eq!(parse::<AlertStatus>("acknowledged"), Some(AlertStatus::Acknowledged));
-        assert_eq!(parse::<AlertSeverity>("page"), None);
-    }
 
     #[test]
     fn pages_escape_what_they_show() {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
+use portico_monitoring_domain::analytics::{FunnelStepName, Rating};
 use portico_proto::monitoring::v1 as pb;
 use portico_runtime::grpc::outgoing;
 use serde::{Deserialize, Serialize};
@@ -50,28 +51,6 @@ pub struct MetricsBatch {
     metrics: Vec<Metric>,
 }
 
-/// A web vital's rating.
-#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Rating {
-    /// At most the "good" threshold (LCP 2500 ms, INP 200 ms, CLS 0.1, FCP 1800 ms, TTFB 800 ms).
-    Good,
-    /// Above "good", at most "poor" (LCP 4000 ms, INP 500 ms, CLS 0.25, FCP 3000 ms, TTFB 1800 ms).
-    NeedsImprovement,
-    /// Above "poor".
-    Poor,
-}
-
-impl Rating {
-    fn parse(s: &str) -> Rating {
-        match s {
-            "good" => Rating::Good,
-            "needs-improvement" => Rating::NeedsImprovement,
-            _ => Rating::Poor,
-        }
-    }
-}
-
 /// The ratings of a batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ratings {
@@ -105,48 +84,12 @@ pub async fn metrics(
         .await?
         .into_inner();
     Ok(Reply(Ratings {
-        ratings: r.ratings.iter().map(|r| Rating::parse(r)).collect(),
+        ratings: r
+            .ratings
+            .iter()
+            .map(|r| Rating::parse(r).unwrap_or(Rating::Poor))
+            .collect(),
     }))
-}
-
-/// A step of the photo-effects funnel.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FunnelStepName {
-    /// Browsing effects.
-    EffectDiscovery,
-    /// Looking at one effect.
-    EffectViewing,
-    /// Starting it.
-    EffectStart,
-    /// Uploading the photo.
-    ImageUpload,
-    /// Setting its parameters.
-    ParameterSetting,
-    /// Processing started.
-    ProcessingStart,
-    /// Processing finished.
-    ProcessingComplete,
-    /// The result downloaded.
-    ResultDownload,
-    /// The result shared.
-    ResultSharing,
-}
-
-impl FunnelStepName {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::EffectDiscovery => "effect_discovery",
-            Self::EffectViewing => "effect_viewing",
-            Self::EffectStart => "effect_start",
-            Self::ImageUpload => "image_upload",
-            Self::ParameterSetting => "parameter_setting",
-            Self::ProcessingStart => "processing_start",
-            Self::ProcessingComplete => "processing_complete",
-            Self::ResultDownload => "result_download",
-            Self::ResultSharing => "result_sharing",
-        }
-    }
 }
 
 /// A session reached a step.

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use chrono::{DateTime, Utc};
+use portico_monitoring_domain::{event::Level, group::GroupStatus};
 use portico_proto::monitoring::v1 as pb;
 use portico_runtime::{ErrorCode, Problem, grpc::outgoing};
 use serde::{Deserialize, Serialize};
@@ -86,45 +87,6 @@ pub async fn list_projects(
         .await?
         .into_inner();
     Ok(Reply(list.projects.into_iter().map(Project::from).collect()))
-}
-
-/// Severity.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[schema(as = ErrorLevel)]
-pub enum Level {
-    /// Debug.
-    Debug,
-    /// Info.
-    Info,
-    /// Warning.
-    Warning,
-    /// Error (the default).
-    Error,
-    /// Fatal.
-    Fatal,
-}
-
-impl Level {
-    fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warning => "warning",
-            Level::Error => "error",
-            Level::Fatal => "fatal",
-        }
-    }
-
-    fn parse(s: &str) -> Level {
-        match s {
-            "debug" => Level::Debug,
-            "info" => Level::Info,
-            "warning" => Level::Warning,
-            "fatal" => Level::Fatal,
-            _ => Level::Error,
-        }
-    }
 }
 
 /// One stack frame, oldest call first.
@@ -247,34 +209,21 @@ pub async fn ingest_error(
     }))
 }
 
-/// A group's status.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[schema(as = ErrorGroupStatus)]
-pub enum GroupStatus {
-    /// New, or recurring.
-    Open,
-    /// Fixed; an event reopens it as a regression.
-    Resolved,
-    /// Muted: counted, never reopened.
-    Ignored,
+/// A status as the gRPC API spells it.
+fn status_to_proto(s: GroupStatus) -> pb::GroupStatus {
+    match s {
+        GroupStatus::Open => pb::GroupStatus::Open,
+        GroupStatus::Resolved => pb::GroupStatus::Resolved,
+        GroupStatus::Ignored => pb::GroupStatus::Ignored,
+    }
 }
 
-impl GroupStatus {
-    fn to_proto(self) -> pb::GroupStatus {
-        match self {
-            GroupStatus::Open => pb::GroupStatus::Open,
-            GroupStatus::Resolved => pb::GroupStatus::Resolved,
-            GroupStatus::Ignored => pb::GroupStatus::Ignored,
-        }
-    }
-
-    fn from_proto(v: i32) -> GroupStatus {
-        match pb::GroupStatus::try_from(v).unwrap_or(pb::GroupStatus::Open) {
-            pb::GroupStatus::Resolved => GroupStatus::Resolved,
-            pb::GroupStatus::Ignored => GroupStatus::Ignored,
-            pb::GroupStatus::Open | pb::GroupStatus::Unspecified => GroupStatus::Open,
-        }
+/// A status from the gRPC API (unknown: open).
+fn status_from_proto(v: i32) -> GroupStatus {
+    match pb::GroupStatus::try_from(v).unwrap_or(pb::GroupStatus::Open) {
+        pb::GroupStatus::Resolved => GroupStatus::Resolved,
+        pb::GroupStatus::Ignored => GroupStatus::Ignored,
+        pb::GroupStatus::Open | pb::GroupStatus::Unspecified => GroupStatus::Open,
     }
 }
 
@@ -318,8 +267,8 @@ fn nonempty(s: String) -> Option<String> {
 impl From<pb::Group> for Group {
     fn from(g: pb::Group) -> Self {
         Group {
-            status: GroupStatus::from_proto(g.status),
-            level: Level::parse(&g.level),
+            status: status_from_proto(g.status),
+            level: Level::parse(&g.level).unwrap_or(Level::Error),
             id: g.id,
             project_id: g.project_id,
             title: g.title,
@@ -378,7 +327,7 @@ pub async fn list_errors(
         .list_groups(outgoing(
             pb::ListGroupsRequest {
                 project_id: q.project_id.unwrap_or(0),
-                status: q.status.map_or(pb::GroupStatus::Unspecified, GroupStatus::to_proto) as i32,
+                status: q.status.map_or(pb::GroupStatus::Unspecified, status_to_proto) as i32,
                 release: q.release.unwrap_or_default(),
                 cursor: q.cursor.unwrap_or_default(),
                 limit: q.limit.unwrap_or(25),
@@ -452,7 +401,7 @@ pub async fn update_error(
         .update_group(outgoing(
             pb::UpdateGroupRequest {
                 group_id: id.into_inner(),
-                status: body.0.status.to_proto() as i32,
+                status: status_to_proto(body.0.status) as i32,
             },
             &rid.0,
         ))

@@ -16,6 +16,7 @@ use crate::{
         alert::Links,
         envelope,
         event::{ErrorEvent, Level},
+        group::GroupStatus,
         grouping,
     },
     error::MonitoringError,
@@ -38,35 +39,6 @@ pub struct Settings {
     pub retention_ms: i64,
     /// The evaluator, the probes, notices and links.
     pub alerts: AlertSettings,
-}
-
-/// A group's status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// New or recurring.
-    Open,
-    /// Fixed (until it recurs).
-    Resolved,
-    /// Muted.
-    Ignored,
-}
-
-impl Status {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Resolved => "resolved",
-            Status::Ignored => "ignored",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(s: &str) -> Option<Status> {
-        [Status::Open, Status::Resolved, Status::Ignored]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
 }
 
 /// A native error event (`POST /v1/monitoring/errors`).
@@ -412,7 +384,7 @@ impl Monitoring {
     pub async fn groups(
         &self,
         project_id: Option<i64>,
-        status: Option<Status>,
+        status: Option<GroupStatus>,
         release: Option<String>,
         cursor: Option<&str>,
         limit: u32,
@@ -469,7 +441,7 @@ impl Monitoring {
     }
 
     /// Resolves, ignores or reopens a group.
-    pub async fn set_status(&self, id: &str, status: Status) -> Result<(GroupRow, i64), MonitoringError> {
+    pub async fn set_status(&self, id: &str, status: GroupStatus) -> Result<(GroupRow, i64), MonitoringError> {
         let gid = id.to_string();
         let found = self
             .inner

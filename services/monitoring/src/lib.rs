@@ -8,7 +8,8 @@
 //! repeat, are acknowledged and resolve, with notices by mail and Alertmanager-shaped webhooks
 //! through the outbox. Health probes of every service feed the `service_down` rules.
 //!
-//! `domain` holds the rules (no I/O: envelopes, events, grouping, vitals ratings, funnel math,
+//! `domain` (the `portico-monitoring-domain` crate, which the gateway shares for the API's
+//! enums) holds the rules (no I/O: envelopes, events, grouping, vitals ratings, funnel math,
 //! the alert lifecycle), `store`, `analytics_store` and `alerts_store` the tables, `app`,
 //! `analytics` and `alerts` the application, `probes` and `webhooks` the outbound calls,
 //! `service` the gRPC API.
@@ -18,7 +19,7 @@ pub mod alerts_store;
 pub mod analytics;
 pub mod analytics_store;
 pub mod app;
-pub mod domain;
+pub use portico_monitoring_domain as domain;
 pub mod error;
 pub mod probes;
 pub mod rollup;

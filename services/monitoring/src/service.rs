@@ -8,9 +8,10 @@ use crate::{
     alerts::{ClientAlert, ExternalAlert, RulePatch, StoredRule, map_of},
     alerts_store::AlertRow,
     analytics::{Metric, ProductEvent},
-    app::{MAX_PAGE, Monitoring, NativeError, Status as GroupStatus},
+    app::{MAX_PAGE, Monitoring, NativeError},
     domain::{
         alert::{Action, Draft, Rule, Status as AlertStatus},
+        group::GroupStatus,
         grouping::Frame,
     },
     error::MonitoringError,

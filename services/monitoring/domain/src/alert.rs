@@ -23,6 +23,9 @@ pub const MAX_REPEAT_SECONDS: i64 = 7 * 86_400;
 
 /// What a rule watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "api", schema(as = AlertMetric))]
 pub enum Metric {
     /// The gateway's 95th-percentile response time, milliseconds (per route, or all routes).
     ApiP95Ms,
@@ -73,6 +76,9 @@ impl Metric {
 
 /// How a value compares with the threshold when it breaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "api", schema(as = AlertCondition))]
 pub enum Condition {
     /// Breaches above the threshold.
     Gt,
@@ -105,6 +111,9 @@ impl Condition {
 
 /// How urgent an alert is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "api", schema(as = AlertSeverity))]
 pub enum Severity {
     /// Look soon.
     Warning,
@@ -131,6 +140,9 @@ impl Severity {
 
 /// Where an alert is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "api", schema(as = AlertStatus))]
 pub enum Status {
     /// Breaching, not yet for the rule's `forSeconds`.
     Pending,

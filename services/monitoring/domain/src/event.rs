@@ -10,6 +10,9 @@ use super::grouping::{Exception, Frame, Groupable};
 
 /// Severity, Sentry's five levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "lowercase"))]
+#[cfg_attr(feature = "api", schema(as = ErrorLevel))]
 pub enum Level {
     /// `debug`.
     Debug,

@@ -17,6 +17,8 @@ pub enum Vital {
 
 /// How a value rates against its vital's thresholds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "kebab-case"))]
 pub enum Rating {
     /// At most the "good" threshold.
     Good,
@@ -102,6 +104,51 @@ pub const FUNNEL: [&str; 9] = [
     "result_download",
     "result_sharing",
 ];
+
+/// A step of the photo-effects funnel (spelt as in [`FUNNEL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "api", derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema))]
+#[cfg_attr(feature = "api", serde(rename_all = "snake_case"))]
+pub enum FunnelStepName {
+    /// Browsing effects.
+    EffectDiscovery,
+    /// Looking at one effect.
+    EffectViewing,
+    /// Starting it.
+    EffectStart,
+    /// Uploading the photo.
+    ImageUpload,
+    /// Setting its parameters.
+    ParameterSetting,
+    /// Processing started.
+    ProcessingStart,
+    /// Processing finished.
+    ProcessingComplete,
+    /// The result downloaded.
+    ResultDownload,
+    /// The result shared.
+    ResultSharing,
+}
+
+impl FunnelStepName {
+    /// Every step, in the funnel's order.
+    pub const ALL: [FunnelStepName; 9] = [
+        FunnelStepName::EffectDiscovery,
+        FunnelStepName::EffectViewing,
+        FunnelStepName::EffectStart,
+        FunnelStepName::ImageUpload,
+        FunnelStepName::ParameterSetting,
+        FunnelStepName::ProcessingStart,
+        FunnelStepName::ProcessingComplete,
+        FunnelStepName::ResultDownload,
+        FunnelStepName::ResultSharing,
+    ];
+
+    /// Its name, as clients send it and the database stores it.
+    pub fn as_str(self) -> &'static str {
+        FUNNEL[self as usize]
+    }
+}
 
 /// The position of a funnel step, if it is one.
 pub fn funnel_step(step: &str) -> Option<usize> {
