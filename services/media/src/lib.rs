@@ -3,11 +3,13 @@
 //! S3-compatible) with their metadata in the database, takes tus 1.0 resumable uploads, and
 //! keeps mobile performance events as mergeable latency histograms.
 //!
+//! `effects` runs AI effects at an outside provider (the rules are `portico-effects`);
 //! `domain` holds the rules (no I/O), `store` the tables and queries, `objects` the object
 //! store, `service` the gRPC API and the cleanup job; the histogram is `portico-sketch`,
 //! shared with the monitoring service.
 
 pub mod domain;
+pub mod effects;
 pub mod error;
 pub mod objects;
 pub mod service;

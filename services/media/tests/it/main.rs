@@ -5,9 +5,11 @@
 
 mod config;
 mod erasure;
+mod fake_runninghub;
 mod images;
 mod media;
 mod performance;
+mod runninghub;
 mod s3;
 mod tus;
 
