@@ -11,6 +11,7 @@ use std::{
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
+pub mod http;
 pub mod otlp;
 mod smtp;
 

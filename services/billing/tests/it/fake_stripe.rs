@@ -11,6 +11,7 @@ use std::{
 };
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use portico_testkit::http::Served;
 use serde_json::{Value, json};
 
 /// One request as received.
@@ -52,14 +53,7 @@ pub struct Fake {
 pub struct FakeStripe {
     pub url: String,
     pub fake: Fake,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Drop for FakeStripe {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        tokio::spawn(async move { handle.stop(false).await });
-    }
+    _served: Served,
 }
 
 fn error(status: u16, kind: &str, code: Option<&str>, message: &str) -> HttpResponse {
@@ -244,13 +238,11 @@ impl FakeStripe {
         .bind("127.0.0.1:0")
         .unwrap();
         let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let served = Served::spawn(server.run(), addr);
         FakeStripe {
-            url: format!("http://{addr}"),
+            url: served.url.clone(),
             fake,
-            handle,
+            _served: served,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::{
 };
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use portico_testkit::http::Served;
 use serde_json::{Value, json};
 
 pub const KEY: &str = "rh-test-key-0123456789abcdef";
@@ -46,14 +47,7 @@ pub struct Fake {
 pub struct FakeRunningHub {
     pub url: String,
     pub fake: Fake,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Drop for FakeRunningHub {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        tokio::spawn(async move { handle.stop(false).await });
-    }
+    _served: Served,
 }
 
 fn ok(data: Value) -> HttpResponse {
@@ -194,14 +188,16 @@ impl FakeRunningHub {
                 .default_service(web::post().to(call))
         })
         .workers(1)
+        .disable_signals()
         .bind("127.0.0.1:0")
         .unwrap();
         let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        let url = format!("http://{addr}");
-        *fake.base.lock().unwrap() = url.clone();
-        FakeRunningHub { url, fake, handle }
+        let served = Served::spawn(server.run(), addr);
+        *fake.base.lock().unwrap() = served.url.clone();
+        FakeRunningHub {
+            url: served.url.clone(),
+            fake,
+            _served: served,
+        }
     }
 }
