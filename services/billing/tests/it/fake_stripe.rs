@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use portico_testkit::http::Served;
 use serde_json::{Value, json};
 
@@ -226,19 +226,13 @@ impl FakeStripe {
     pub async fn start() -> FakeStripe {
         let fake = Fake::default();
         let shared = fake.clone();
-        let server = HttpServer::new(move || {
+        let served = Served::start(move || {
             let fake = shared.clone();
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let fake = fake.clone();
                 async move { fake.answer(&req, &body) }
             }))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let addr = server.addrs()[0];
-        let served = Served::spawn(server.run(), addr);
+        });
         FakeStripe {
             url: served.url.clone(),
             fake,

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use portico_testkit::http::Served;
 use serde_json::{Value, json};
 
@@ -68,13 +68,7 @@ impl Fake {
 
     /// How many calls reached `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .calls
-            .iter()
-            .filter(|(p, _)| p == path)
-            .count()
+        self.bodies(path).len()
     }
 
     /// The bodies of the calls to `path`.
@@ -180,19 +174,13 @@ impl FakeRunningHub {
             ..Fake::default()
         };
         let data = web::Data::new(fake.clone());
-        let server = HttpServer::new(move || {
+        let served = Served::start(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                 .route("/files/{name}", web::get().to(file))
                 .default_service(web::post().to(call))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let addr = server.addrs()[0];
-        let served = Served::spawn(server.run(), addr);
+        });
         *fake.base.lock().unwrap() = served.url.clone();
         FakeRunningHub {
             url: served.url.clone(),
