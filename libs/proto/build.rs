@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "portico/beta/v1/beta.proto",
         "portico/workflow/v1/workflow.proto",
         "portico/media/v1/media.proto",
+        "portico/media/v1/effects.proto",
         "portico/billing/v1/billing.proto",
         "portico/monitoring/v1/monitoring.proto",
     ];

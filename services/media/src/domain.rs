@@ -7,6 +7,13 @@ use portico_proto::media::v1 as pb;
 pub const HOUR_MS: i64 = 3_600_000;
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The clock hour holding `now_ms`, as `[start, end)` in Unix milliseconds: an effect-run
+/// allowance's window.
+pub fn hour_window(now_ms: i64) -> (i64, i64) {
+    let start = now_ms - now_ms.rem_euclid(HOUR_MS);
+    (start, start + HOUR_MS)
+}
 /// Most events one RecordEvents call may carry.
 pub const MAX_EVENTS_PER_BATCH: usize = 100;
 /// Longest device, os and app version strings.

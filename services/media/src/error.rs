@@ -43,6 +43,15 @@ pub enum MediaError {
     /// A worker task failed.
     #[error("media task failed: {0}")]
     Task(String),
+    /// The caller's plan allows no more effect runs now.
+    #[error("effect run allowance spent")]
+    EffectsSpent {
+        /// Whether the concurrent limit (else the hourly one) was hit.
+        concurrent: bool,
+        limit: u32,
+        retry_after_secs: u64,
+        resets_at_ms: Option<i64>,
+    },
 }
 
 impl MediaError {
@@ -128,6 +137,24 @@ impl From<MediaError> for Problem {
             MediaError::Expired { expired_at_ms } => {
                 Problem::new(ErrorCode::UploadExpired, "the upload has expired; start a new one")
                     .with_details(json!({ "expiredAtMs": expired_at_ms }))
+            }
+            MediaError::EffectsSpent {
+                concurrent,
+                limit,
+                retry_after_secs,
+                resets_at_ms,
+            } => {
+                let message = if concurrent {
+                    format!("the plan allows {limit} effect runs at once; wait for one to finish or cancel one")
+                } else {
+                    format!("the plan's quota of {limit} effect runs per hour is spent")
+                };
+                Problem::new(ErrorCode::QuotaExceeded, message).with_details(json!({
+                    "limit": limit,
+                    "kind": if concurrent { "concurrent" } else { "hourly" },
+                    "retryAfterSeconds": retry_after_secs,
+                    "resetsAtMs": resets_at_ms,
+                }))
             }
             MediaError::Db(e) => e.into(),
             MediaError::Objects(e) => Problem::internal(e),

@@ -18,7 +18,7 @@ pub mod store;
 use std::time::Duration;
 
 use portico_media_pipeline::Limits;
-use portico_proto::media::v1::media_service_server::MediaServiceServer;
+use portico_proto::media::v1::{effect_service_server::EffectServiceServer, media_service_server::MediaServiceServer};
 use portico_runtime::{
     Problem,
     config::{ConfigError, Secret, Vars},
@@ -27,6 +27,7 @@ use portico_runtime::{
     service::{EraseUser, Foundation, Service, ServiceConfig},
 };
 
+pub use effects::EffectsApp;
 pub use objects::{Objects, S3Config, StorageConfig};
 pub use portico_runtime::grpc::Running;
 pub use service::{CleanupReport, MediaApp};
@@ -59,6 +60,8 @@ pub struct MediaConfig {
     /// Where objects go: `PORTICO_MEDIA_DIR` (default `<PORTICO_DATA_DIR>/media`), or an
     /// S3-compatible bucket when `PORTICO_S3_BUCKET` is set.
     pub storage: StorageConfig,
+    /// AI effects: the provider, the tiers' allowances, the run policy.
+    pub effects: effects::EffectsConfig,
 }
 
 impl MediaConfig {
@@ -108,6 +111,7 @@ impl MediaConfig {
             max_pixels,
             upload_ttl: positive_secs(vars, "PORTICO_MEDIA_UPLOAD_TTL_SECS", 24 * 3600)?,
             storage,
+            effects: effects::EffectsConfig::from_vars(vars)?,
         })
     }
 
@@ -155,8 +159,23 @@ impl Service for MediaConfig {
         let server = MediaServiceServer::new(app.clone())
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message);
+        let provider = self.effects.open_provider()?;
+        let effects = EffectsApp::new(
+            foundation.db.clone(),
+            app.clone(),
+            provider,
+            self.effects,
+            &self.service.common.internal_token.expose().clone(),
+            foundation.redis.clone(),
+            &foundation.registry,
+        );
+        effects::runs::spawn(effects.clone(), foundation.shutdown.clone());
         let routes = tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
             server,
+            foundation.guard(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            EffectServiceServer::new(effects),
             foundation.guard(),
         ));
         Ok((app, routes))

@@ -114,7 +114,12 @@ impl MediaApp {
     /// pending, the objects are written, and one update makes the item visible. A crash in
     /// between leaves a pending row no reader sees, which the cleanup job removes with its
     /// objects.
-    async fn ingest(&self, user_id: &str, content: Bytes, filename: Option<String>) -> Result<pb::Media, MediaError> {
+    pub(crate) async fn ingest(
+        &self,
+        user_id: &str,
+        content: Bytes,
+        filename: Option<String>,
+    ) -> Result<pb::Media, MediaError> {
         let started = Instant::now();
         let limits = self.limits;
         // Header checks are cheap: refuse hostile input before queueing for a CPU slot.
@@ -226,7 +231,7 @@ impl MediaApp {
         }
     }
 
-    async fn get_media(&self, req: pb::GetMediaRequest) -> Result<pb::Media, MediaError> {
+    pub(crate) async fn get_media(&self, req: pb::GetMediaRequest) -> Result<pb::Media, MediaError> {
         let user_id = require_user(&req.user_id)?;
         let id = domain::parse_id(&req.id).ok_or(MediaError::NotFound("media"))?;
         let (row, variants) = self
@@ -237,7 +242,7 @@ impl MediaApp {
         Ok(media_to_proto(&row, variants))
     }
 
-    async fn get_variant(&self, req: pb::GetVariantRequest) -> Result<pb::VariantContent, MediaError> {
+    pub(crate) async fn get_variant(&self, req: pb::GetVariantRequest) -> Result<pb::VariantContent, MediaError> {
         let user_id = require_user(&req.user_id)?;
         let format = match req.format.trim().to_ascii_lowercase().as_str() {
             "" | "jpeg" | "jpg" => OutputFormat::Jpeg,
@@ -262,7 +267,10 @@ impl MediaApp {
         })
     }
 
-    async fn delete_media(&self, req: pb::DeleteMediaRequest) -> Result<pb::DeleteMediaResponse, MediaError> {
+    pub(crate) async fn delete_media(
+        &self,
+        req: pb::DeleteMediaRequest,
+    ) -> Result<pb::DeleteMediaResponse, MediaError> {
         let user_id = require_user(&req.user_id)?;
         let id = domain::parse_id(&req.id).ok_or(MediaError::NotFound("media"))?;
         let (uid, mid) = (user_id.clone(), id.clone());
@@ -697,7 +705,10 @@ impl MediaApp {
         let uid = user_id.clone();
         removed += self
             .db
-            .write(move |conn| Ok::<_, MediaError>(store::erase_user_rows(conn, &uid)?))
+            .write(move |conn| {
+                let effects = crate::effects::store::erase_user_rows(conn, &uid)?;
+                Ok::<_, MediaError>(store::erase_user_rows(conn, &uid)? + effects)
+            })
             .await?;
         removed += self.delete_objects_under(&domain::user_media_prefix(&user_id)).await?;
         metrics::counter!("portico_media_erasures_total").increment(1);
@@ -863,7 +874,7 @@ fn report_groups(sums: Vec<(String, i32, i64, i64)>, group_by: Dimension) -> Vec
     out
 }
 
-fn require_user(user_id: &str) -> Result<String, MediaError> {
+pub(crate) fn require_user(user_id: &str) -> Result<String, MediaError> {
     let user_id = user_id.trim();
     if user_id.is_empty() {
         return Err(MediaError::field("userId", "is required"));

@@ -2,13 +2,13 @@
 //! the provider's node fields (RunningHub's `nodeInfoList`): every unknown, missing or bad
 //! parameter named at once.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::definition::{FieldError, NodeField, ParamType, Parameter};
 
 /// A value for one node field.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeValue {
     /// The node.

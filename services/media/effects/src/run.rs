@@ -91,6 +91,20 @@ pub enum Call {
     Download,
 }
 
+impl Call {
+    /// As a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::Upload => "upload",
+            Call::Run => "run",
+            Call::Status => "status",
+            Call::Outputs => "outputs",
+            Call::Cancel => "cancel",
+            Call::Download => "download",
+        }
+    }
+}
+
 /// How a call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -104,6 +118,27 @@ pub enum Failure {
     /// The provider answered and said no (a 4xx, or a non-zero `code`): repeating changes
     /// nothing.
     Rejected,
+    /// The provider's circuit breaker is open: nothing was sent.
+    BreakerOpen,
+}
+
+impl Failure {
+    /// As a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::AnswerLost => "answer_lost",
+            Failure::Refused => "refused",
+            Failure::Rejected => "rejected",
+            Failure::BreakerOpen => "breaker_open",
+        }
+    }
+
+    /// Whether it says the provider is unwell (what a circuit breaker counts): no connection,
+    /// a lost answer, 429 or 5xx. A refusal of the request itself says the provider is up.
+    pub fn is_unhealthy(self) -> bool {
+        matches!(self, Failure::Connect | Failure::AnswerLost | Failure::Refused)
+    }
 }
 
 /// Whether `call` may simply be sent again after `failure`. Every call but `Run` is safe to
@@ -111,7 +146,7 @@ pub enum Failure {
 /// was lost may have made a task, so it is reconciled instead of resubmitted.
 pub fn retryable(call: Call, failure: Failure) -> bool {
     match failure {
-        Failure::Connect | Failure::Refused => true,
+        Failure::Connect | Failure::Refused | Failure::BreakerOpen => true,
         Failure::AnswerLost => call != Call::Run,
         Failure::Rejected => false,
     }
@@ -144,6 +179,14 @@ pub fn next_poll(polls: u32, first: Duration, cap: Duration) -> Duration {
     first
         .mul_f64(1.5f64.powi(i32::try_from(polls.min(64)).unwrap_or(64)))
         .min(cap)
+}
+
+/// When to ask a task's status again after a read found it `status` (`polls` reads so far):
+/// not before the status read goes stale ([`status_ttl`]: the run row is the status cache, so
+/// no reader makes the provider answer the same question twice within it), and on the
+/// [`next_poll`] schedule after that. `None` once the task is over.
+pub fn poll_after(status: RunStatus, polls: u32, first: Duration, cap: Duration) -> Option<Duration> {
+    status_ttl(status).map(|ttl| ttl.max(next_poll(polls, first, cap)))
 }
 
 #[cfg(test)]
@@ -219,5 +262,21 @@ mod tests {
             next_poll(100, Duration::from_secs(1), Duration::from_secs(15)),
             Duration::from_secs(15)
         );
+        let (first, cap) = (Duration::from_secs(1), Duration::from_secs(15));
+        assert_eq!(
+            poll_after(RunStatus::Running, 0, first, cap),
+            Some(Duration::from_secs(2)),
+            "not before the cached read goes stale"
+        );
+        assert_eq!(
+            poll_after(RunStatus::Queued, 0, first, cap),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            poll_after(RunStatus::Running, 6, first, cap),
+            Some(next_poll(6, first, cap)),
+            "then the growing schedule"
+        );
+        assert_eq!(poll_after(RunStatus::Failed, 0, first, cap), None);
     }
 }

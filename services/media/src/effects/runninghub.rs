@@ -13,6 +13,8 @@ use portico_effects::{
     run::{self, Call, Failure, RunStatus},
 };
 use portico_runtime::config::Secret;
+
+use super::provider::{Output, ProviderError, Task};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -57,49 +59,6 @@ impl RunningHubConfig {
     }
 }
 
-/// A failed call: which, how, and what the provider said (never the key).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("RunningHub {call:?}: {message}")]
-pub struct ProviderError {
-    /// The call.
-    pub call: Call,
-    /// How it failed, which decides whether it may be repeated.
-    pub failure: Failure,
-    /// The HTTP status, when there was an answer.
-    pub status: Option<u16>,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl ProviderError {
-    fn new(call: Call, failure: Failure, status: Option<u16>, message: impl Into<String>) -> Self {
-        ProviderError {
-            call,
-            failure,
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-/// A task the provider made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Task {
-    /// Its id.
-    pub task_id: String,
-    /// Its status when made, when the provider said.
-    pub status: Option<RunStatus>,
-}
-
-/// One output of a finished task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// Where to download it.
-    pub file_url: String,
-    /// What it is (`png`, `jpg`, …).
-    pub file_type: String,
-}
-
 /// The RunningHub client.
 pub struct RunningHub {
     http: reqwest::Client,
@@ -142,9 +101,9 @@ impl RunningHub {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(e) if n < self.config.retries && run::retryable(call, e.failure) => {
-                    metrics::counter!("portico_effects_provider_retries_total", "call" => call_name(call)).increment(1);
+                    metrics::counter!("portico_effects_provider_retries_total", "call" => call.as_str()).increment(1);
                     let delay = run::backoff(n, self.config.retry_base, self.config.retry_cap, rand::random::<f64>());
-                    tracing::debug!(call = call_name(call), attempt = n + 1, error = %e.message, "retrying a RunningHub call");
+                    tracing::debug!(call = call.as_str(), attempt = n + 1, error = %e.message, "retrying a RunningHub call");
                     tokio::time::sleep(delay).await;
                     n += 1;
                 }
@@ -337,18 +296,6 @@ impl RunningHub {
             Ok(bytes)
         })
         .await
-    }
-}
-
-/// The metric label of a call.
-fn call_name(call: Call) -> &'static str {
-    match call {
-        Call::Upload => "upload",
-        Call::Run => "run",
-        Call::Status => "status",
-        Call::Outputs => "outputs",
-        Call::Cancel => "cancel",
-        Call::Download => "download",
     }
 }
 

@@ -42,6 +42,20 @@ pub struct Fake {
     pub base: Arc<Mutex<String>>,
     /// The output's bytes.
     pub output: Arc<Vec<u8>>,
+    /// Where outputs say they are, instead of this server.
+    pub output_url: Arc<Mutex<Option<String>>>,
+    /// Random faults on every call: the share answered 500, the share that hang for the
+    /// duration before answering, and a latency added to every answer.
+    pub flaky: Arc<Mutex<Option<Flaky>>>,
+}
+
+/// Random faults, as a flaky provider has them.
+#[derive(Clone, Copy, Debug)]
+pub struct Flaky {
+    pub fail: f64,
+    pub hang: f64,
+    pub hang_for: Duration,
+    pub latency: Duration,
 }
 
 pub struct FakeRunningHub {
@@ -83,7 +97,21 @@ impl Fake {
             .collect()
     }
 
+    /// Every call so far.
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().calls.len()
+    }
+
     fn take_fault(&self, path: &str) -> Option<Fault> {
+        if let Some(f) = *self.flaky.lock().unwrap() {
+            let roll: f64 = rand::random();
+            if roll < f.fail {
+                return Some(Fault::Status(500));
+            }
+            if roll < f.fail + f.hang {
+                return Some(Fault::HangAfter(f.hang_for));
+            }
+        }
         let mut s = self.state.lock().unwrap();
         let list = s.faults.get_mut(path)?;
         (!list.is_empty()).then(|| list.remove(0))
@@ -134,7 +162,13 @@ impl Fake {
             }
             "/task/openapi/outputs" => {
                 let base = self.base.lock().unwrap().clone();
-                ok(json!([{"fileUrl": format!("{base}/files/output.png"), "fileType": "png", "taskCostTime": "3"}]))
+                let url = self
+                    .output_url
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .unwrap_or(format!("{base}/files/output.png"));
+                ok(json!([{"fileUrl": url, "fileType": "png", "taskCostTime": "3"}]))
             }
             "/task/openapi/cancel" => ok(Value::Null),
             _ => HttpResponse::NotFound().finish(),
@@ -142,8 +176,16 @@ impl Fake {
     }
 }
 
+async fn latency(fake: &Fake) {
+    let latency = fake.flaky.lock().unwrap().map(|f| f.latency);
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
+}
+
 async fn call(fake: web::Data<Fake>, req: actix_web::HttpRequest, body: web::Bytes) -> HttpResponse {
     let path = req.path().to_string();
+    latency(&fake).await;
     match fake.arrive(&path, &body) {
         Some(Fault::Status(code)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish(),
         Some(Fault::HangAfter(d)) => {
@@ -157,6 +199,7 @@ async fn call(fake: web::Data<Fake>, req: actix_web::HttpRequest, body: web::Byt
 
 async fn file(fake: web::Data<Fake>, req: actix_web::HttpRequest) -> HttpResponse {
     let path = req.path().to_string();
+    latency(&fake).await;
     match fake.arrive(&path, &[]) {
         Some(Fault::Status(code)) => HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish(),
         _ => HttpResponse::Ok()

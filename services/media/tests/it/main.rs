@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
+mod effects;
 mod erasure;
 mod fake_runninghub;
 mod images;
@@ -15,8 +16,11 @@ mod tus;
 
 use std::path::{Path, PathBuf};
 
-use portico_media::{MediaApp, error::MediaError};
-use portico_proto::{media::v1::media_service_client::MediaServiceClient, ops::v1::ops_client::OpsClient};
+use portico_media::{MediaApp, MediaConfig, error::MediaError};
+use portico_proto::{
+    media::v1::{effect_service_client::EffectServiceClient, media_service_client::MediaServiceClient},
+    ops::v1::ops_client::OpsClient,
+};
 use portico_runtime::{
     config::Vars,
     db::Db,
@@ -30,6 +34,8 @@ const TOKEN: &str = "test-internal-token-0123456789";
 const BIG: usize = 64 * 1024 * 1024;
 
 type Client = MediaServiceClient<InterceptedService<Channel, PresentInternalToken>>;
+/// The effects API the gateway calls.
+pub type Effects = EffectServiceClient<InterceptedService<Channel, PresentInternalToken>>;
 /// The Ops client the gateway uses (erasure, info), with the internal token.
 type Ops = OpsClient<InterceptedService<Channel, PresentInternalToken>>;
 
@@ -39,14 +45,22 @@ pub struct Service {
     pub ops: Ops,
     pub app: MediaApp,
     pub db: Db,
+    pub effects: Effects,
     pub url: String,
     pub media_dir: PathBuf,
+    config: MediaConfig,
     stop: CancellationToken,
-    _test_db: TestDb,
+    test_db: Option<TestDb>,
 }
 
 impl Service {
     pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> Service {
+        Self::start_with(backend, extra, |_| {}).await
+    }
+
+    /// A service whose settings `tweak` adjusts after they are read (timings no variable
+    /// sets, a provider pointed at a fake).
+    pub async fn start_with(backend: Backend, extra: &[(&str, &str)], tweak: impl FnOnce(&mut MediaConfig)) -> Service {
         let test_db = TestDb::new(backend, "media");
         let media_dir = std::env::temp_dir().join(format!("portico-test-media-{}", uuid::Uuid::new_v4().simple()));
         let dir = media_dir.display().to_string();
@@ -55,12 +69,23 @@ impl Service {
             ("PORTICO_MEDIA_GRPC_ADDR", "127.0.0.1:0"),
             ("PORTICO_MEDIA_DIR", dir.as_str()),
             ("PORTICO_INTERNAL_TOKEN", TOKEN),
+            ("PORTICO_EFFECTS_LOCAL_DELAY_MS", "100"),
         ];
         vars.extend_from_slice(extra);
-        let config = portico_media::MediaConfig::from_vars(&Vars::from_map(vars)).unwrap();
+        let mut config = MediaConfig::from_vars(&Vars::from_map(vars)).unwrap();
+        config.effects.tick = std::time::Duration::from_millis(20);
+        config.effects.poll_first = std::time::Duration::from_millis(50);
+        config.effects.poll_cap = std::time::Duration::from_millis(200);
+        config.effects.retry_base = std::time::Duration::from_millis(20);
+        config.effects.retry_cap = std::time::Duration::from_millis(100);
+        tweak(&mut config);
+        Self::open(config, test_db, media_dir).await
+    }
+
+    async fn open(config: MediaConfig, test_db: TestDb, media_dir: PathBuf) -> Service {
         let listener = tokio::net::TcpListener::bind(config.service.grpc_addr).await.unwrap();
         let stop = CancellationToken::new();
-        let started = portico_runtime::service::start_on(listener, config, stop.clone())
+        let started = portico_runtime::service::start_on(listener, config.clone(), stop.clone())
             .await
             .unwrap();
         let url = format!("http://{}", started.running.addr);
@@ -68,17 +93,32 @@ impl Service {
         let client = MediaServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap())
             .max_decoding_message_size(BIG)
             .max_encoding_message_size(BIG);
+        let effects = EffectServiceClient::with_interceptor(ch.clone(), PresentInternalToken::new(TOKEN).unwrap());
         let ops = OpsClient::with_interceptor(ch, PresentInternalToken::new(TOKEN).unwrap());
         Service {
             client,
+            effects,
             ops,
             app: started.app,
             db: started.running.db,
             url,
             media_dir,
+            config,
             stop,
-            _test_db: test_db,
+            test_db: Some(test_db),
         }
+    }
+
+    /// Stops this process and starts another on the same database and media directory (the
+    /// state a restart keeps).
+    pub async fn restart(mut self) -> Service {
+        self.stop.cancel();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let test_db = self.test_db.take().unwrap();
+        let media_dir = std::mem::take(&mut self.media_dir);
+        let config = self.config.clone();
+        drop(self);
+        Self::open(config, test_db, media_dir).await
     }
 
     /// Every file under the media directory, as paths relative to it.
@@ -104,7 +144,7 @@ impl Service {
     /// Rows in a table.
     pub async fn rows(&self, table: &'static str) -> i64 {
         use diesel::{QueryDsl, RunQueryDsl};
-        use portico_media::store::schema::*;
+        use portico_media::{effects::store::schema::*, store::schema::*};
         self.db
             .run(move |conn| {
                 let n: i64 = match table {
@@ -113,6 +153,8 @@ impl Service {
                     "uploads" => uploads::table.count().get_result(conn)?,
                     "upload_chunks" => upload_chunks::table.count().get_result(conn)?,
                     "perf_buckets" => perf_buckets::table.count().get_result(conn)?,
+                    "effects" => effects::table.count().get_result(conn)?,
+                    "effect_runs" => effect_runs::table.count().get_result(conn)?,
                     _ => unreachable!("no table {table}"),
                 };
                 Ok::<_, MediaError>(n)
@@ -139,7 +181,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop.cancel();
-        let _ = std::fs::remove_dir_all(&self.media_dir);
+        if !self.media_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.media_dir);
+        }
     }
 }
 

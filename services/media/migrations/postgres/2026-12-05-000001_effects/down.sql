@@ -1,0 +1,3 @@
+DROP TABLE effect_allowance;
+DROP TABLE effect_runs;
+DROP TABLE effects;
