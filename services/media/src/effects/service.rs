@@ -56,43 +56,7 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     /// Makes and checks the runs' webhook tokens.
     pub(crate) webhook_key: hmac::Key,
-    catalogue: Cache<Vec<EffectEntry>>,
-}
-
-/// An effect as the catalogue cache holds it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct EffectEntry {
-    id: String,
-    name: String,
-    description: String,
-    webapp_id: String,
-    image_node_id: String,
-    image_field_name: String,
-    parameters: String,
-    min_level: String,
-    enabled: bool,
-    region: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl From<EffectRow> for EffectEntry {
-    fn from(r: EffectRow) -> Self {
-        EffectEntry {
-            id: r.id,
-            name: r.name,
-            description: r.description,
-            webapp_id: r.webapp_id,
-            image_node_id: r.image_node_id,
-            image_field_name: r.image_field_name,
-            parameters: r.parameters,
-            min_level: r.min_level,
-            enabled: r.enabled,
-            region: r.region,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
+    catalogue: Cache<Vec<EffectRow>>,
 }
 
 /// The stored form of a beta level (`BASIC`), or `None` for an unset one.
@@ -161,13 +125,13 @@ impl EffectsApp {
         &self.inner.provider
     }
 
-    async fn catalogue(&self) -> Result<Vec<EffectEntry>, MediaError> {
+    async fn catalogue(&self) -> Result<Vec<EffectRow>, MediaError> {
         let db = self.inner.db.clone();
         self.inner
             .catalogue
             .get_or_load(CATALOGUE, || async move {
                 let rows = db.run(|conn| Ok::<_, MediaError>(EffectRow::all(conn)?)).await?;
-                Ok::<_, MediaError>(rows.into_iter().map(EffectEntry::from).collect())
+                Ok::<_, MediaError>(rows)
             })
             .await
     }
@@ -177,7 +141,7 @@ impl EffectsApp {
     }
 
     /// Whether `caller` sees `e`: enabled, at or under their level, of their region or all.
-    fn visible(e: &EffectEntry, caller: &pb::EffectCaller) -> bool {
+    fn visible(e: &EffectRow, caller: &pb::EffectCaller) -> bool {
         let level = AccessLevel::try_from(caller.level).unwrap_or(AccessLevel::Unspecified);
         e.enabled
             && level >= level_of(&e.min_level)
@@ -204,7 +168,7 @@ impl EffectsApp {
             .run(move |conn| Ok::<_, MediaError>(EffectRow::find(conn, &id)?))
             .await?
             .ok_or(MediaError::NotFound("effect"))?;
-        Ok(effect_to_proto(&EffectEntry::from(row)))
+        Ok(effect_to_proto(&row))
     }
 
     async fn create_effect(&self, req: pb::CreateEffectRequest) -> Result<pb::Effect, MediaError> {
@@ -230,7 +194,7 @@ impl EffectsApp {
             .write(move |conn| Ok::<_, MediaError>(stored.insert(conn)?))
             .await?;
         self.changed_catalogue().await;
-        Ok(effect_to_proto(&EffectEntry::from(row)))
+        Ok(effect_to_proto(&row))
     }
 
     async fn update_effect(&self, req: pb::UpdateEffectRequest) -> Result<pb::Effect, MediaError> {
@@ -286,7 +250,7 @@ impl EffectsApp {
             .await?
             .ok_or(MediaError::NotFound("effect"))?;
         self.changed_catalogue().await;
-        Ok(effect_to_proto(&EffectEntry::from(row)))
+        Ok(effect_to_proto(&row))
     }
 
     async fn delete_effect(&self, req: pb::DeleteEffectRequest) -> Result<pb::DeleteEffectResponse, MediaError> {
@@ -650,7 +614,7 @@ fn checked(mut row: EffectRow, parameters_json: &str, level: i32) -> Result<Effe
     Ok(row)
 }
 
-fn effect_to_proto(e: &EffectEntry) -> pb::Effect {
+fn effect_to_proto(e: &EffectRow) -> pb::Effect {
     pb::Effect {
         id: e.id.clone(),
         name: e.name.clone(),

@@ -68,8 +68,8 @@ use schema::{effect_allowance, effect_runs, effects};
 /// Statuses a run can still leave.
 const LIVE: [&str; 2] = ["queued", "running"];
 
-/// One effect of the catalogue.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, PartialEq)]
+/// One effect of the catalogue (also as the catalogue cache holds it).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, PartialEq, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = effects)]
 pub struct EffectRow {
     pub id: String,
